@@ -1,0 +1,25 @@
+"""Shared test set-up: headless Qt, isolated settings, no network."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Before anything imports Qt: draw offscreen, never on a real display.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYDICOM_DATA_OFFLINE", "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/dicom_factory.py
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory, monkeypatch):
+    """Every test gets its own settings folder: never the user's real settings."""
+    monkeypatch.setenv("RADVIEW_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "resources" / "samples"

@@ -1,0 +1,73 @@
+"""The import direction is one way: viewer.qt → viewer (Qt-free) → inference.
+
+Checked two ways: import-linter contracts in pyproject.toml (run by the README's test
+command and here), and a subprocess that imports the Qt-free modules with PySide6 made
+unimportable — an import of Qt anywhere in them fails the test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+QT_FREE = ["inference", "viewer.model", "viewer.loader", "viewer.pixels", "viewer.display",
+           "viewer.viewstate", "viewer.paths", "viewer.cli_info", "viewer.cli"]
+
+_BLOCK_QT = """
+import importlib, importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('PySide6', 'shiboken6', 'PyQt5', 'PyQt6') or name == 'viewer.qt' or name.startswith('viewer.qt.'):
+            raise ImportError('blocked in the Qt-free check: ' + name)
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+@pytest.mark.parametrize("module", QT_FREE)
+def test_module_imports_without_qt(module):
+    # Each Qt-free module must import in a process where PySide6 cannot be imported.
+    code = _BLOCK_QT + f"import {module}\nprint('ok')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_inference_never_imports_viewer():
+    # inference is the engine: importing it must not pull in any viewer module.
+    code = ("import sys, inference\n"
+            "bad = [m for m in sys.modules if m == 'viewer' or m.startswith('viewer.')]\n"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_only_viewer_qt_imports_pyside6():
+    # A static check that also covers modules nothing imports yet.
+    offenders = []
+    for path in [*(REPO / "viewer").rglob("*.py"), *(REPO / "inference").rglob("*.py")]:
+        rel = path.relative_to(REPO)
+        if rel.parts[:2] == ("viewer", "qt"):
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith(("import PySide6", "from PySide6")):
+                offenders.append(f"{rel}: {line.strip()}")
+    assert offenders == []
+
+
+def test_import_linter_contracts_hold():
+    # The same contracts as `lint-imports` in the README's test command.
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.fail("lint-imports is not installed: install the [test] extra")
+    out = subprocess.run([exe], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,59 @@
+"""The ``radview`` command.
+
+::
+
+    radview [PATH ...]           open the GUI (the bundled sample study when no PATH)
+    radview --demo               open the GUI on the bundled sample study
+    radview info PATH ... [--json]
+    radview render FILE -o OUT.png [--wl=CENTER,WIDTH] [--invert]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from viewer import __version__, paths
+
+SUBCOMMANDS = ("info", "render")
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radview",
+        description="Radiograph viewer with built-in AI (research use only). "
+        f"Subcommands: {', '.join(SUBCOMMANDS)} (radview SUBCOMMAND --help).")
+    p.add_argument("paths", nargs="*", help="DICOM files, folders, DICOMDIRs or images")
+    p.add_argument("--demo", action="store_true", help="open the bundled sample study")
+    p.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: saved)")
+    p.add_argument("--quit-after", type=int, metavar="MS",
+                   help="close MS milliseconds after the study loaded (smoke tests)")
+    p.add_argument("--screenshot", metavar="PNG", help="with --quit-after: save the window")
+    p.add_argument("--version", action="version", version=f"radview {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in SUBCOMMANDS:
+        from viewer import cli_info
+
+        handler = {"info": cli_info.info_main, "render": cli_info.render_main}[argv[0]]
+        return handler(argv[1:])
+    args = _gui_parser().parse_args(argv)
+    if args.verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
+    targets = list(args.paths)
+    if args.demo or not targets:
+        targets = [str(paths.sample_study())]
+    from viewer.qt.app import run_gui
+
+    return run_gui(targets, theme=args.theme, quit_after_ms=args.quit_after,
+                   screenshot=args.screenshot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

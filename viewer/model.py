@@ -1,0 +1,203 @@
+"""Qt-free data model of a loaded study set.
+
+A scan of the paths the user opened yields a :class:`LoadResult`: patients → studies →
+series → images, plus per-file errors. Everything here comes from headers only; pixel data
+is decoded later, on demand, by :mod:`viewer.pixels`.
+
+The :class:`PixelSpec` carries every header value that the display pipeline
+(:mod:`viewer.display`) needs, so that the pipeline never touches a pydicom dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: The seven MURA upper-extremity body parts.
+MURA_PARTS = ("ELBOW", "FINGER", "FOREARM", "HAND", "HUMERUS", "SHOULDER", "WRIST")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One VOI window (PS3.3 C.11.2.1.2), in modality (output of the modality LUT) units.
+
+    Parameters
+    ----------
+    center, width
+        Window Center (0028,1050) and Window Width (0028,1051).
+    explanation
+        Window Center & Width Explanation (0028,1055), or a generated name.
+    function
+        VOI LUT Function (0028,1056): ``"LINEAR"``, ``"LINEAR_EXACT"`` or ``"SIGMOID"``.
+    """
+
+    center: float
+    width: float
+    explanation: str = ""
+    function: str = "LINEAR"
+
+
+@dataclass(frozen=True, eq=False)
+class LutData:
+    """A lookup table from a Modality or VOI LUT Sequence item (PS3.3 C.11.1, C.11.2).
+
+    Parameters
+    ----------
+    first_mapped
+        First input value mapped (second value of LUT Descriptor); inputs below it map to
+        ``data[0]``, inputs above the last entry map to ``data[-1]``.
+    bits
+        Bits per entry (third value of LUT Descriptor).
+    data
+        The table entries (1-D integer array).
+    explanation
+        LUT Explanation (0028,3003).
+    lut_type
+        Modality LUT Type (0028,3004) for a modality LUT; empty for VOI LUTs.
+    """
+
+    first_mapped: int
+    bits: int
+    data: np.ndarray
+    explanation: str = ""
+    lut_type: str = ""
+
+
+@dataclass
+class PixelSpec:
+    """Everything the display pipeline needs from an image header.
+
+    For a plain image file (PNG, JPEG, ...) the spec describes the decoded grayscale
+    matrix: 8 or 16 bits, unsigned, MONOCHROME2, no windows.
+    """
+
+    rows: int
+    columns: int
+    bits_allocated: int = 8
+    bits_stored: int = 8
+    high_bit: int = 7
+    pixel_representation: int = 0  # 0 unsigned, 1 two's complement
+    samples_per_pixel: int = 1
+    photometric: str = "MONOCHROME2"
+    number_of_frames: int = 1
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    rescale_type: str = ""
+    modality_lut: LutData | None = None
+    windows: list[Window] = field(default_factory=list)
+    voi_luts: list[LutData] = field(default_factory=list)
+    presentation_lut_shape: str = ""  # "IDENTITY", "INVERSE" or "" (absent)
+    padding_value: int | None = None  # Pixel Padding Value (0028,0120), stored units
+    padding_range_limit: int | None = None  # Pixel Padding Range Limit (0028,0121)
+    pixel_spacing: tuple[float, float] | None = None  # mm, (row, column)
+
+    @property
+    def signed(self) -> bool:
+        return self.pixel_representation == 1
+
+    @property
+    def stored_range(self) -> tuple[int, int]:
+        """Inclusive range of values representable in ``bits_stored`` bits."""
+        if self.signed:
+            return -(1 << (self.bits_stored - 1)), (1 << (self.bits_stored - 1)) - 1
+        return 0, (1 << self.bits_stored) - 1
+
+
+@dataclass
+class ImageRef:
+    """One image (one file) as found by a scan; pixels are not loaded.
+
+    ``error`` is set when the image cannot be shown at all (the reason, in words a user
+    understands); ``warnings`` hold notes about what is shown (e.g. "multi-frame: frame 1
+    of 12 shown").
+    """
+
+    path: Path
+    kind: str  # "dicom" or "image"
+    sop_instance_uid: str = ""
+    instance_number: int | None = None
+    transfer_syntax: str = ""  # UID, DICOM only
+    transfer_syntax_name: str = ""
+    modality: str = ""
+    view_position: str = ""
+    laterality: str = ""
+    image_comments: str = ""
+    body_part: str | None = None  # normalized where possible
+    body_part_source: str | None = None  # "tag" or "path"
+    spec: PixelSpec | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    frame_offset: int = 0  # reserved for multi-frame navigation
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Series:
+    uid: str
+    number: int | None = None
+    description: str = ""
+    modality: str = ""
+    images: list[ImageRef] = field(default_factory=list)
+
+
+@dataclass
+class Study:
+    """One study. For image folders, ``uid`` is the folder path and ``label`` comes from a
+    MURA ``studyN_positive|negative`` folder name (None when unlabelled)."""
+
+    uid: str
+    date: str = ""  # YYYYMMDD as stored
+    time: str = ""
+    description: str = ""
+    accession: str = ""
+    institution: str = ""
+    referring_physician: str = ""
+    body_part: str | None = None
+    body_part_source: str | None = None  # "tag" or "path"
+    label: str | None = None  # "positive", "negative" or None
+    source: Path | None = None  # folder or file the study was found in
+    series: list[Series] = field(default_factory=list)
+
+    @property
+    def images(self) -> list[ImageRef]:
+        return [im for s in self.series for im in s.images]
+
+
+@dataclass
+class Patient:
+    id: str = ""
+    name: str = ""
+    sex: str = ""
+    birth_date: str = ""
+    studies: list[Study] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be used, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    patients: list[Patient] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+    @property
+    def studies(self) -> list[Study]:
+        return [st for p in self.patients for st in p.studies]
+
+    @property
+    def images(self) -> list[ImageRef]:
+        return [im for st in self.studies for im in st.images]

@@ -1,0 +1,1 @@
+"""Every radview widget lives here; nothing outside this package imports PySide6."""

@@ -1,0 +1,328 @@
+"""One image view: draws a decoded image through the display pipeline.
+
+Mouse (the convention of most clinical viewers):
+
+- left drag: window/level (horizontal = width, vertical = level);
+- middle drag, or Ctrl/Shift + left drag: pan;
+- right drag: zoom (up = in);
+- wheel: zoom about the cursor;
+- double-click: maximise / restore the view in the grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen, QTransform
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from viewer.display import DisplayPipeline, Preset, window_for_drag
+from viewer.model import ImageRef, Patient, Study
+from viewer.viewstate import ViewState, zoom_step
+
+
+@dataclass
+class CursorInfo:
+    """What the status bar shows for the pixel under the cursor."""
+
+    x: int
+    y: int
+    stored: float
+    modality: float
+    unit: str = ""
+
+
+class ImageView(QWidget):
+    """Draws one image; owns a :class:`ViewState` and listens to it."""
+
+    activated = Signal(object)  # self, on mouse press
+    maximise_requested = Signal(object)  # self, on double-click
+    cursor_moved = Signal(object)  # CursorInfo or None
+    window_changed = Signal(object)  # self, while dragging/after any W/L change
+    window_dragged = Signal(object, float, float)  # self, dx, dy (for linked W/L)
+    window_drag_finished = Signal(object)
+
+    def __init__(self, ref: ImageRef, study: Study | None = None,
+                 patient: Patient | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ref = ref
+        self.study = study
+        self.patient = patient
+        self.state = ViewState()
+        self.state.subscribe(self._on_state_changed)
+        self.pipeline: DisplayPipeline | None = None
+        self._stored: np.ndarray | None = None
+        self._qimage: QImage | None = None
+        self._buffer: np.ndarray | None = None
+        self._message = "Loading…" if ref.ok else ref.error
+        self._is_error = not ref.ok
+        self._active = False
+        self._corner_text = True
+        self._drag_button = None
+        self._drag_last: QPointF | None = None
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setMinimumSize(80, 80)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAutoFillBackground(False)
+        self.setAcceptDrops(False)
+
+    # -- content ------------------------------------------------------------------------
+    def set_pipeline(self, stored: np.ndarray, pipeline: DisplayPipeline,
+                     warnings: list[str] | None = None) -> None:
+        """Show a decoded image (called on the GUI thread when decoding finished)."""
+        self._stored = stored
+        self.pipeline = pipeline
+        self._message = None
+        self._is_error = False
+        h, w = stored.shape[:2]
+        self.state.image_size = (w, h)
+        self._warnings = list(warnings or [])
+        self._render()
+        self.update()
+
+    def set_error(self, message: str) -> None:
+        self._message = message
+        self._is_error = True
+        self.pipeline = None
+        self._qimage = None
+        self.update()
+
+    @property
+    def has_image(self) -> bool:
+        return self.pipeline is not None
+
+    @property
+    def message(self) -> str | None:
+        return self._message
+
+    def current_window(self):
+        """The window in effect (the default preset's when the reader set none)."""
+        if self.pipeline is None:
+            return None
+        if self.state.window is not None or self.state.voi_lut is not None:
+            return self.state.window
+        return self.pipeline.default_preset.window
+
+    def current_label(self) -> str:
+        if self.pipeline is None:
+            return ""
+        if self.state.window is None and self.state.voi_lut is None:
+            return self.pipeline.default_preset.label
+        return self.state.preset_label
+
+    def apply_preset(self, preset: Preset) -> None:
+        if preset.voi_lut is not None:
+            self.state.set_voi_lut(preset.voi_lut, preset.label)
+        else:
+            self.state.set_window(preset.window, preset.label)
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        """Apply a W/L drag delta in screen pixels to this view's window."""
+        if self.pipeline is None:
+            return
+        current = self.current_window()
+        if current is None:  # a VOI LUT is active: start from the automatic window
+            current = self.pipeline.auto_window
+        new = window_for_drag(current, dx, dy, self.pipeline.modality_range)
+        self.state.set_window(new, "Custom")
+
+    def set_active(self, active: bool) -> None:
+        self._active = active
+        self.update()
+
+    def set_corner_text(self, visible: bool) -> None:
+        self._corner_text = visible
+        self.update()
+
+    # -- rendering ----------------------------------------------------------------------
+    def _on_state_changed(self, what: str) -> None:
+        if what == "voi":
+            self._render()
+            self.window_changed.emit(self)
+        self.update()
+
+    def _render(self) -> None:
+        if self.pipeline is None:
+            return
+        st = self.state
+        if st.voi_lut is not None:
+            buf = self.pipeline.render(voi_lut=st.voi_lut, invert=st.invert)
+        else:
+            buf = self.pipeline.render(window=st.window, invert=st.invert)
+        self._buffer = np.ascontiguousarray(buf)
+        h, w = self._buffer.shape
+        # QImage does not own the numpy buffer: keep self._buffer alive alongside it.
+        self._qimage = QImage(self._buffer.data, w, h, w, QImage.Format.Format_Grayscale8)
+
+    def displayed_array(self) -> np.ndarray | None:
+        """The 8-bit image as the pipeline produced it (before geometry)."""
+        return self._buffer
+
+    def _qtransform(self) -> QTransform:
+        m = self.state.matrix((self.width(), self.height()))
+        return QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2])
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0))
+        if self._qimage is not None:
+            p.save()
+            p.setTransform(self._qtransform())
+            zoom = self.state.effective_zoom((self.width(), self.height()))
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom < 2.0)
+            w, h = self.state.image_size
+            p.drawImage(QRectF(-0.5, -0.5, w, h), self._qimage)
+            p.restore()
+        if self._message:
+            p.setPen(QColor(255, 120, 100) if self._is_error else QColor(200, 200, 200))
+            p.drawText(self.rect().adjusted(12, 12, -12, -12),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       f"{self.ref.name}\n{self._message}")
+        if self._corner_text and self._qimage is not None:
+            self._draw_corner_text(p)
+        if self._active:
+            p.setPen(QPen(self.palette().color(QPalette.ColorRole.Highlight), 2))
+            p.drawRect(self.rect().adjusted(1, 1, -1, -1))
+        else:
+            p.setPen(QPen(QColor(60, 60, 60), 1))
+            p.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        p.end()
+
+    def corner_texts(self) -> dict[str, list[str]]:
+        """The four corner annotations (also used by tests and the report)."""
+        ref, st, pt = self.ref, self.study, self.patient
+        tl, tr, bl, br = [], [], [], []
+        if pt is not None:
+            tl += [x for x in (pt.name.replace("^", " ").strip(), pt.id) if x]
+            demo = " ".join(x for x in (pt.sex, _fmt_date(pt.birth_date)) if x)
+            if demo:
+                tl.append(demo)
+        if st is not None:
+            tr += [x for x in (_fmt_date(st.date), st.description, st.institution) if x]
+            if st.accession:
+                tr.append(f"Acc {st.accession}")
+            if st.label:
+                tr.append(f"Label (path): {st.label}")
+        view = " ".join(x for x in (ref.body_part or "", ref.view_position, ref.laterality) if x)
+        bl += [x for x in (view, ref.name) if x]
+        if ref.instance_number is not None:
+            bl.append(f"Im {ref.instance_number}")
+        w, h = self.state.image_size
+        bl.append(f"{w}×{h}")
+        win = self.current_window()
+        if win is not None:
+            br.append(f"W {win.width:.0f}  L {win.center:.0f}")
+        elif self.state.voi_lut is not None:
+            br.append("VOI LUT")
+        label = self.current_label()
+        if label:
+            br.append(label)
+        zoom = self.state.effective_zoom((self.width(), self.height()))
+        br.append(f"Zoom {zoom * 100:.0f}%")
+        geo = []
+        if self.state.rotation:
+            geo.append(f"Rot {self.state.rotation}°")
+        if self.state.flip_h or self.state.flip_v:
+            geo.append("Flipped")
+        if self.state.invert:
+            geo.append("Inverted")
+        if geo:
+            br.append(" ".join(geo))
+        for wmsg in getattr(self, "_warnings", []):
+            bl.append(f"⚠ {wmsg}")
+        return {"tl": tl, "tr": tr, "bl": bl, "br": br}
+
+    def _draw_corner_text(self, p: QPainter) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(max(7.0, min(10.0, self.height() / 45)))
+        p.setFont(font)
+        fm = p.fontMetrics()
+        lh = fm.height()
+        margin = 6
+        texts = self.corner_texts()
+        for key, lines in texts.items():
+            for i, line in enumerate(lines):
+                tw = fm.horizontalAdvance(line)
+                top = key[0] == "t"
+                left = key[1] == "l"
+                x = margin if left else self.width() - margin - tw
+                y = margin + fm.ascent() + i * lh if top else (
+                    self.height() - margin - (len(lines) - 1 - i) * lh - fm.descent())
+                p.setPen(QColor(0, 0, 0))
+                p.drawText(QPointF(x + 1, y + 1), line)
+                p.setPen(QColor(235, 220, 120))
+                p.drawText(QPointF(x, y), line)
+
+    # -- interaction --------------------------------------------------------------------
+    def _widget_size(self) -> tuple[float, float]:
+        return float(self.width()), float(self.height())
+
+    def mousePressEvent(self, event) -> None:
+        self.activated.emit(self)
+        self._drag_button = event.button()
+        self._drag_last = event.position()
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        pos = event.position()
+        if self._drag_last is not None and self._drag_button is not None:
+            dx = pos.x() - self._drag_last.x()
+            dy = pos.y() - self._drag_last.y()
+            self._drag_last = pos
+            mods = event.modifiers()
+            panning = self._drag_button == Qt.MouseButton.MiddleButton or (
+                self._drag_button == Qt.MouseButton.LeftButton
+                and mods & (Qt.KeyboardModifier.ControlModifier
+                            | Qt.KeyboardModifier.ShiftModifier))
+            if panning:
+                self.state.pan(dx, dy, self._widget_size())
+            elif self._drag_button == Qt.MouseButton.LeftButton:
+                self.drag_window(dx, dy)
+                self.window_dragged.emit(self, dx, dy)
+            elif self._drag_button == Qt.MouseButton.RightButton:
+                self.state.zoom_about(zoom_step(-dy), (self.width() / 2, self.height() / 2),
+                                      self._widget_size())
+        self.cursor_moved.emit(self.cursor_info(pos))
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._drag_button == Qt.MouseButton.LeftButton:
+            self.window_drag_finished.emit(self)
+        self._drag_button = None
+        self._drag_last = None
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.maximise_requested.emit(self)
+
+    def wheelEvent(self, event) -> None:
+        if self.pipeline is None:
+            return
+        degrees = event.angleDelta().y() / 8.0
+        pos = event.position()
+        self.state.zoom_about(zoom_step(degrees), (pos.x(), pos.y()), self._widget_size())
+        event.accept()
+
+    def leaveEvent(self, event) -> None:
+        self.cursor_moved.emit(None)
+
+    def cursor_info(self, pos: QPointF) -> CursorInfo | None:
+        """Stored and modality value of the image pixel under a widget point."""
+        if self._stored is None or self.pipeline is None:
+            return None
+        x, y = self.state.to_image((pos.x(), pos.y()), self._widget_size())
+        xi, yi = int(round(x)), int(round(y))
+        h, w = self._stored.shape[:2]
+        if not (0 <= xi < w and 0 <= yi < h):
+            return None
+        stored = float(self._stored[yi, xi])
+        unit = "HU" if self.pipeline.spec.rescale_type.upper() == "HU" else ""
+        return CursorInfo(xi, yi, stored, float(self.pipeline.modality_value(stored)), unit)
+
+
+def _fmt_date(d: str) -> str:
+    """DICOM DA (YYYYMMDD) → YYYY-MM-DD; other strings unchanged."""
+    if len(d) == 8 and d.isdigit():
+        return f"{d[:4]}-{d[4:6]}-{d[6:]}"
+    return d

@@ -1,0 +1,728 @@
+"""The main window: study browser, view grid, window/level controls, menus."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer import __version__
+from viewer import loader, pixels
+from viewer.display import DisplayPipeline
+from viewer.model import ImageRef, LoadResult, Patient, Study, Window
+from viewer.qt.browser import THUMB, StudyBrowser, study_title
+from viewer.qt.grid import LAYOUTS, ViewGrid
+from viewer.qt.image_view import CursorInfo, ImageView
+from viewer.qt.tags import TagBrowser
+from viewer.qt.theme import THEMES, apply_theme
+from viewer.qt.worker import Job, Worker, WorkerPool
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 10
+_THUMB_BG_LIMIT = 64  # decode thumbnails of other studies only for smaller study sets
+
+
+def _decode_job(job: Job, ref: ImageRef):
+    """Worker: decode one image and prepare its display pipeline and thumbnail."""
+    decoded = pixels.decode(ref)
+    if job.cancelled:
+        return None
+    pipeline = DisplayPipeline(decoded.stored, decoded.spec)
+    out = pipeline.render()
+    h, w = out.shape
+    step = max(1, int(np.ceil(max(h, w) / THUMB)))
+    thumb = np.ascontiguousarray(out[::step, ::step])
+    return ref, decoded, pipeline, thumb
+
+
+def _scan_job(job: Job, paths: list[str]):
+    return loader.scan(paths, progress=job.progress, cancelled=lambda: job.cancelled)
+
+
+def _thumb_qimage(arr: np.ndarray) -> QImage:
+    h, w = arr.shape
+    return QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+class MainWindow(QMainWindow):
+    """radview's main window. ``settings`` defaults to the user's settings file."""
+
+    scan_finished = Signal(object)  # LoadResult
+    study_loaded = Signal(object)  # Study: every image decoded or failed
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.setWindowTitle("radview")
+        self.setAcceptDrops(True)
+        self.pool = WorkerPool(self)
+        self.result = LoadResult()
+        self.study: Study | None = None
+        self.patient: Patient | None = None
+        self._generation = 0
+        self._pending = 0
+        self._workers: list[Worker] = []
+        self._views_by_ref: dict[int, ImageView] = {}
+        self._syncing = False
+        self.linked = False
+
+        self.grid = ViewGrid(self)
+        self.setCentralWidget(self.grid)
+        self.browser = StudyBrowser(self)
+        dock = QDockWidget("Studies", self)
+        dock.setObjectName("studies_dock")
+        dock.setWidget(self.browser)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.browser_dock = dock
+
+        self._build_status_bar()
+        self._build_actions()
+        self._build_toolbar()
+        self._build_menus()
+
+        self.grid.active_changed.connect(self._on_active_changed)
+        self.browser.study_activated.connect(self.open_study)
+        self.browser.image_activated.connect(self._on_image_activated)
+        self._restore_settings()
+
+    # == construction ====================================================================
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.cursor_label = QLabel("")
+        self.cursor_label.setMinimumWidth(320)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        sb.addPermanentWidget(self.cursor_label)
+        sb.addPermanentWidget(self.progress)
+
+    def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None,
+                checkable: bool = False, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut:
+            act.setShortcut(QKeySequence(shortcut))
+        act.setCheckable(checkable)
+        if tip:
+            act.setStatusTip(tip)
+        if checkable:
+            act.toggled.connect(slot)
+        else:
+            act.triggered.connect(slot)
+        self.addAction(act)  # shortcuts work whatever has focus
+        return act
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_open = a("&Open files…", self._on_open_files, QKeySequence.StandardKey.Open)
+        self.act_open_dir = a("Open &folder…", self._on_open_folder, "Ctrl+Shift+O")
+        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_invert = a("&Invert", self._on_invert_toggled, "I", checkable=True)
+        self.act_fit = a("&Fit to view", self._on_fit, "F")
+        self.act_actual = a("&1:1 (actual pixels)", self._on_actual_size, "Z")
+        self.act_rot_cw = a("Rotate 90° &clockwise", lambda: self._rotate(90), "R")
+        self.act_rot_ccw = a("Rotate 90° counter-clockwise", lambda: self._rotate(-90),
+                             "Shift+R")
+        self.act_flip_h = a("Flip &horizontal", lambda: self._flip(True), "H")
+        self.act_flip_v = a("Flip &vertical", lambda: self._flip(False), "V")
+        self.act_reset = a("&Reset view", self._on_reset, "0")
+        self.act_reset_all = a("Reset all views", self._on_reset_all, "Shift+0")
+        self.act_auto = a("&Automatic window", lambda: self._apply_preset_kind("auto"), "A")
+        self.act_full = a("F&ull range window", lambda: self._apply_preset_kind("full"), "W")
+        self.act_linked = a("&Link window/level across views", self._on_linked_toggled, "L",
+                            checkable=True)
+        self.act_corner = a("&Corner text", self._on_corner_toggled, "C", checkable=True)
+        self.act_corner.setChecked(True)
+        self.act_maximise = a("&Maximise / restore view", lambda: self.grid.toggle_maximise(),
+                              "M")
+        self.act_next = a("&Next view", lambda: self.grid.step_active(1), "PgDown")
+        self.act_prev = a("&Previous view", lambda: self.grid.step_active(-1), "PgUp")
+        self.act_tags = a("DICOM &tags…", self._on_show_tags, "Ctrl+T")
+        self.act_fullscreen = a("Full &screen", self._on_fullscreen, "F11", checkable=True)
+        self.act_shortcuts = a("&Keyboard shortcuts", self._on_show_shortcuts,
+                               QKeySequence.StandardKey.HelpContents)
+        self.act_about = a("&About radview", self._on_about)
+        self.preset_actions: list[QAction] = []
+        for i in range(9):
+            self.preset_actions.append(
+                a(f"Preset {i + 1}", lambda _=False, n=i: self._apply_preset_index(n),
+                  str(i + 1)))
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("main_toolbar")
+        self.addToolBar(tb)
+        tb.addAction(self.act_open)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Window "))
+        self.preset_combo = QComboBox(self)
+        self.preset_combo.setMinimumWidth(170)
+        self.preset_combo.setToolTip("Window presets of the active view (keys 1–9)")
+        self.preset_combo.activated.connect(self._apply_preset_index)
+        tb.addWidget(self.preset_combo)
+        tb.addWidget(QLabel(" W "))
+        self.width_spin = QDoubleSpinBox(self)
+        self.width_spin.setRange(1, 1e7)
+        self.width_spin.setDecimals(0)
+        self.width_spin.setKeyboardTracking(False)
+        self.width_spin.setToolTip("Window width (modality units)")
+        tb.addWidget(self.width_spin)
+        tb.addWidget(QLabel(" L "))
+        self.center_spin = QDoubleSpinBox(self)
+        self.center_spin.setRange(-1e7, 1e7)
+        self.center_spin.setDecimals(0)
+        self.center_spin.setKeyboardTracking(False)
+        self.center_spin.setToolTip("Window level / centre (modality units)")
+        tb.addWidget(self.center_spin)
+        self.width_spin.valueChanged.connect(self._on_spin_changed)
+        self.center_spin.valueChanged.connect(self._on_spin_changed)
+        self.linked_box = QCheckBox("Linked", self)
+        self.linked_box.setToolTip("Apply window/level changes to every view (L)")
+        self.linked_box.toggled.connect(self.act_linked.setChecked)
+        self.act_linked.toggled.connect(self.linked_box.setChecked)
+        tb.addWidget(self.linked_box)
+        tb.addAction(self.act_invert)
+        tb.addSeparator()
+        for act in (self.act_fit, self.act_actual, self.act_rot_cw, self.act_flip_h,
+                    self.act_reset):
+            tb.addAction(act)
+        tb.addSeparator()
+        self.layout_combo = QComboBox(self)
+        self.layout_combo.addItem("Auto layout", None)
+        for r, c in LAYOUTS:
+            self.layout_combo.addItem(f"{r}×{c}", (r, c))
+        self.layout_combo.setToolTip("Grid layout")
+        self.layout_combo.activated.connect(self._on_layout_combo)
+        tb.addWidget(self.layout_combo)
+        tb.addAction(self.act_tags)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_open)
+        m.addAction(self.act_open_dir)
+        self.recent_menu = m.addMenu("Open &recent")
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        self._rebuild_recent_menu()
+
+        m = mb.addMenu("&View")
+        lay = m.addMenu("&Layout")
+        group = QActionGroup(self)
+        self.layout_actions: dict[object, QAction] = {}
+        for choice in [None, *LAYOUTS]:
+            text = "Auto (by count)" if choice is None else f"{choice[0]}×{choice[1]}"
+            act = QAction(text, self, checkable=True)
+            act.triggered.connect(lambda _=False, c=choice: self.set_layout(c))
+            group.addAction(act)
+            lay.addAction(act)
+            self.layout_actions[choice] = act
+        self.layout_actions[None].setChecked(True)
+        for act in (self.act_maximise, self.act_next, self.act_prev, None, self.act_fit,
+                    self.act_actual, self.act_rot_cw, self.act_rot_ccw, self.act_flip_h,
+                    self.act_flip_v, self.act_reset, self.act_reset_all, None,
+                    self.act_corner, self.act_fullscreen):
+            m.addSeparator() if act is None else m.addAction(act)
+        theme = m.addMenu("&Theme")
+        tgroup = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for name in THEMES:
+            act = QAction(name.capitalize(), self, checkable=True)
+            act.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            tgroup.addAction(act)
+            theme.addAction(act)
+            self.theme_actions[name] = act
+        m.addAction(self.browser_dock.toggleViewAction())
+
+        m = mb.addMenu("&Image")
+        for act in (self.act_invert, self.act_auto, self.act_full, self.act_linked):
+            m.addAction(act)
+        pm = m.addMenu("Window &presets")
+        for act in self.preset_actions:
+            pm.addAction(act)
+        m.addSeparator()
+        m.addAction(self.act_tags)
+
+        m = mb.addMenu("&Help")
+        m.addAction(self.act_shortcuts)
+        m.addAction(self.act_about)
+
+    # == settings ========================================================================
+    def _restore_settings(self) -> None:
+        s = self.settings
+        theme = "dark"
+        if s is not None:
+            geo = s.value("window/geometry")
+            if isinstance(geo, QByteArray):
+                self.restoreGeometry(geo)
+            state = s.value("window/state")
+            if isinstance(state, QByteArray):
+                self.restoreState(state)
+            theme = str(s.value("view/theme", "dark"))
+            layout = str(s.value("view/layout", "auto"))
+            choice = None
+            if "x" in layout:
+                r, c = layout.split("x", 1)
+                if r.isdigit() and c.isdigit():
+                    choice = (int(r), int(c))
+            self.set_layout(choice)
+            self.act_corner.setChecked(_truthy(s.value("view/corner_text", True)))
+            self.act_linked.setChecked(_truthy(s.value("view/linked", False)))
+        if self.settings is None or not self.settings.contains("window/geometry"):
+            self.resize(1400, 900)
+        self.set_theme(theme if theme in THEMES else "dark")
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        if s is None:
+            return
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        choice = self.grid.layout_choice
+        s.setValue("view/layout", "auto" if choice is None else f"{choice[0]}x{choice[1]}")
+        s.setValue("view/theme", self.theme)
+        s.setValue("view/corner_text", self.act_corner.isChecked())
+        s.setValue("view/linked", self.linked)
+        s.sync()
+
+    def recent(self) -> list[str]:
+        if self.settings is None:
+            return []
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, paths: list[str]) -> None:
+        if self.settings is None:
+            return
+        key = "\n".join(paths)
+        items = [key] + [r for r in self.recent() if r != key]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent()
+        for entry in items:
+            paths = entry.split("\n")
+            label = Path(paths[0]).name + (f" (+{len(paths) - 1})" if len(paths) > 1 else "")
+            act = self.recent_menu.addAction(label)
+            act.setToolTip(entry)
+            act.triggered.connect(lambda _=False, p=paths: self.open_paths(p))
+        self.recent_menu.setEnabled(bool(items))
+
+    def set_theme(self, name: str) -> None:
+        self.theme = name
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, name)
+        if name in getattr(self, "theme_actions", {}):
+            self.theme_actions[name].setChecked(True)
+
+    def set_layout(self, choice: tuple[int, int] | None) -> None:
+        self.grid.set_layout_choice(choice)
+        if choice in self.layout_actions:
+            self.layout_actions[choice].setChecked(True)
+        idx = self.layout_combo.findData(choice)
+        self.layout_combo.setCurrentIndex(max(0, idx))
+
+    def closeEvent(self, event) -> None:
+        self._save_settings()
+        self._cancel_decoding()
+        self.pool.cancel_all()
+        self.pool.wait(5000)
+        super().closeEvent(event)
+
+    # == opening =========================================================================
+    def open_paths(self, paths: list[str | Path]) -> None:
+        """Scan ``paths`` in the background, then open the first usable study."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        self._generation += 1
+        gen = self._generation
+        self._cancel_decoding()
+        self.statusBar().showMessage(f"Scanning {len(paths)} path(s)…")
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Scanning %v/%m")
+        self.progress.show()
+        worker = Worker(_scan_job, paths)
+        worker.signals.progress.connect(self._on_progress)
+        worker.signals.returned.connect(lambda r, g=gen, p=paths: self._on_scan_done(r, g, p))
+        worker.signals.errored.connect(lambda e, g=gen: self._on_scan_failed(e, g))
+        self.pool.start(worker)
+        self._scan_worker = worker
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_scan_failed(self, exc: Exception, gen: int) -> None:
+        if gen != self._generation:
+            return
+        self.progress.hide()
+        self.show_error(f"Could not scan: {exc}")
+
+    def _on_scan_done(self, result: LoadResult, gen: int, paths: list[str]) -> None:
+        if gen != self._generation:
+            return  # a newer open superseded this one
+        self.progress.hide()
+        self.result = result
+        self.browser.populate(result)
+        n_bad = self.browser.error_count
+        study = next((st for st in result.studies if any(im.ok for im in st.images)),
+                     result.studies[0] if result.studies else None)
+        if study is None:
+            reasons = "; ".join(f"{e.path.name}: {e.reason}" for e in result.errors[:3])
+            self.show_error(f"Nothing could be opened. {reasons}")
+            self.grid.set_views([])
+        else:
+            self._add_recent(paths)
+            self.open_study(study)
+            if n_bad:
+                self.statusBar().showMessage(
+                    f"{n_bad} file(s) could not be shown — see the study browser for why", 15000)
+        self.scan_finished.emit(result)
+
+    def _find_patient(self, study: Study) -> Patient | None:
+        return next((p for p in self.result.patients if study in p.studies), None)
+
+    def open_study(self, study: Study) -> None:
+        """Show every view of ``study``; decode images in the background, first first."""
+        self._cancel_decoding()
+        self.study = study
+        self.patient = self._find_patient(study)
+        self.browser.select_study(study)
+        views = [ImageView(ref, study, self.patient) for ref in study.images]
+        self._views_by_ref = {id(v.ref): v for v in views}
+        for v in views:
+            v.set_corner_text(self.act_corner.isChecked())
+            v.cursor_moved.connect(self._on_cursor_moved)
+            v.window_changed.connect(self._on_view_window_changed)
+            v.window_dragged.connect(self._on_view_dragged)
+        self.grid.set_views(views)
+        self.setWindowTitle(f"radview — {study_title(study)}")
+        todo = [v.ref for v in views if v.ref.ok]
+        self._pending = len(todo)
+        gen = self._generation
+        if todo:
+            self.progress.setRange(0, len(todo))
+            self.progress.setValue(0)
+            self.progress.setFormat("Decoding %v/%m")
+            self.progress.show()
+        for i, ref in enumerate(todo):
+            worker = Worker(_decode_job, ref)
+            worker.signals.returned.connect(lambda r, g=gen: self._on_decoded(r, g))
+            worker.signals.errored.connect(lambda e, g=gen, rf=ref: self._on_decode_failed(
+                e, rf, g))
+            worker.signals.finished.connect(lambda g=gen: self._on_decode_finished(g))
+            self._workers.append(worker)
+            self.pool.start(worker, priority=len(todo) - i)
+        if not todo:
+            self._finish_study()
+
+    def _cancel_decoding(self) -> None:
+        for w in self._workers:
+            w.cancel()
+        self._workers = []
+        self._pending = 0
+
+    def _on_decoded(self, payload, gen: int) -> None:
+        if payload is None or gen != self._generation:
+            return
+        ref, decoded, pipeline, thumb = payload
+        view = self._views_by_ref.get(id(ref))
+        if view is None:
+            return  # another study was opened meanwhile
+        view.set_pipeline(decoded.stored, pipeline, decoded.warnings)
+        self.browser.set_thumbnail(ref, _thumb_qimage(thumb))
+        if view is self.grid.active:
+            self._sync_controls()
+        if pipeline.default_reason:
+            log.info("%s: %s", ref.name, pipeline.default_reason)
+
+    def _on_decode_failed(self, exc: Exception, ref: ImageRef, gen: int) -> None:
+        if gen != self._generation:
+            return
+        view = self._views_by_ref.get(id(ref))
+        message = str(exc)
+        if view is not None:
+            view.set_error(message)
+        self.browser.mark_error(ref, message)
+        self.statusBar().showMessage(f"{ref.name}: {message}", 15000)
+
+    def _on_decode_finished(self, gen: int) -> None:
+        if gen != self._generation or self._pending <= 0:
+            return
+        self._pending -= 1
+        self.progress.setValue(self.progress.maximum() - self._pending)
+        if self._pending == 0:
+            self._finish_study()
+
+    def _finish_study(self) -> None:
+        self.progress.hide()
+        self._workers = []
+        if self.study is not None:
+            self.study_loaded.emit(self.study)
+
+    def _on_image_activated(self, study: Study, ref: ImageRef) -> None:
+        if study is not self.study:
+            self.open_study(study)
+        view = self._views_by_ref.get(id(ref))
+        if view is not None:
+            self.grid.set_active(view)
+
+    def show_error(self, message: str) -> None:
+        """The one notification sink for errors: status bar (and the log, without PHI)."""
+        self.statusBar().showMessage(message, 20000)
+        log.warning("%s", message)
+
+    # == drag and drop ===================================================================
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # == file dialogs ====================================================================
+    def _on_open_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open DICOM or image files", "",
+            "DICOM and images (*.dcm *.dicom *.ima DICOMDIR *.png *.jpg *.jpeg *.tif *.tiff "
+            "*.bmp);;All files (*)")
+        if files:
+            self.open_paths(files)
+
+    def _on_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM or image files")
+        if folder:
+            self.open_paths([folder])
+
+    # == window / level ==================================================================
+    def _targets(self) -> list[ImageView]:
+        """Views a W/L change applies to: all when linked, else the active one."""
+        if self.linked:
+            return [v for v in self.grid.views if v.has_image]
+        active = self.grid.active
+        return [active] if active is not None and active.has_image else []
+
+    def _on_active_changed(self, view: ImageView | None) -> None:
+        self._sync_controls()
+
+    def _sync_controls(self) -> None:
+        """Update presets/W/L/invert controls from the active view, signals blocked."""
+        view = self.grid.active
+        self._syncing = True
+        try:
+            self.preset_combo.clear()
+            if view is not None and view.pipeline is not None:
+                for p in view.pipeline.presets:
+                    self.preset_combo.addItem(p.label)
+                idx = self.preset_combo.findText(view.current_label())
+                self.preset_combo.setCurrentIndex(idx)
+                win = view.current_window()
+                if win is not None:
+                    self.width_spin.setValue(win.width)
+                    self.center_spin.setValue(win.center)
+                self.act_invert.setChecked(view.state.invert)
+            enabled = view is not None and view.pipeline is not None
+            for w in (self.preset_combo, self.width_spin, self.center_spin):
+                w.setEnabled(enabled)
+        finally:
+            self._syncing = False
+
+    def _on_view_window_changed(self, view: ImageView) -> None:
+        if view is self.grid.active and not self._syncing:
+            self._sync_controls()
+
+    def _on_view_dragged(self, view: ImageView, dx: float, dy: float) -> None:
+        if not self.linked:
+            return
+        for other in self.grid.views:
+            if other is not view and other.has_image:
+                other.drag_window(dx, dy)
+
+    def _on_spin_changed(self, _value: float) -> None:
+        if self._syncing:
+            return
+        win = Window(self.center_spin.value(), self.width_spin.value(), "Custom")
+        for v in self._targets():
+            v.state.set_window(win, "Custom")
+
+    def _apply_preset_index(self, index: int) -> None:
+        view = self.grid.active
+        if view is None or view.pipeline is None or not (
+                0 <= index < len(view.pipeline.presets)):
+            return
+        preset = view.pipeline.presets[index]
+        for v in self._targets():
+            same = next((p for p in v.pipeline.presets
+                         if p.label == preset.label and p.kind == preset.kind), None)
+            if same is None and preset.kind in ("auto", "full"):
+                same = next((p for p in v.pipeline.presets if p.kind == preset.kind), None)
+            v.apply_preset(same or preset)
+
+    def _apply_preset_kind(self, kind: str) -> None:
+        for v in self._targets():
+            p = next((p for p in v.pipeline.presets if p.kind == kind), None)
+            if p is not None:
+                v.apply_preset(p)
+
+    def _on_invert_toggled(self, checked: bool) -> None:
+        if self._syncing:
+            return
+        for v in self._targets():
+            v.state.set_invert(checked)
+
+    def _on_linked_toggled(self, checked: bool) -> None:
+        self.linked = checked
+
+    # == geometry ========================================================================
+    def _active(self) -> ImageView | None:
+        v = self.grid.active
+        return v if v is not None and v.has_image else None
+
+    def _on_fit(self) -> None:
+        if (v := self._active()) is not None:
+            v.state.set_zoom(None)
+
+    def _on_actual_size(self) -> None:
+        if (v := self._active()) is not None:
+            v.state.set_zoom(1.0)
+
+    def _rotate(self, degrees: int) -> None:
+        if (v := self._active()) is not None:
+            v.state.rotate(degrees)
+
+    def _flip(self, horizontal: bool) -> None:
+        if (v := self._active()) is not None:
+            v.state.flip(horizontal)
+
+    def _on_reset(self) -> None:
+        if (v := self._active()) is not None:
+            v.state.reset()
+            self._sync_controls()
+
+    def _on_reset_all(self) -> None:
+        for v in self.grid.views:
+            if v.has_image:
+                v.state.reset()
+        self._sync_controls()
+
+    def _on_corner_toggled(self, checked: bool) -> None:
+        for v in self.grid.views:
+            v.set_corner_text(checked)
+
+    def _on_layout_combo(self, index: int) -> None:
+        self.set_layout(self.layout_combo.itemData(index))
+
+    def _on_fullscreen(self, checked: bool) -> None:
+        self.showFullScreen() if checked else self.showNormal()
+
+    # == status bar ======================================================================
+    def _on_cursor_moved(self, info: CursorInfo | None) -> None:
+        if info is None:
+            self.cursor_label.setText("")
+            return
+        unit = f" {info.unit}" if info.unit else ""
+        self.cursor_label.setText(
+            f"x {info.x}  y {info.y}   stored {info.stored:g}   value {info.modality:g}{unit}")
+
+    # == dialogs =========================================================================
+    def _on_show_tags(self) -> None:
+        v = self.grid.active
+        if v is None or v.ref.kind != "dicom":
+            self.statusBar().showMessage("The active view is not a DICOM file", 5000)
+            return
+        dlg = TagBrowser(v.ref.path, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        self.tag_browser = dlg
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        rows = []
+        for act in self.actions():
+            seq = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if seq:
+                rows.append((act.text().replace("&", ""), seq))
+        rows += [
+            ("Window/level", "Left drag (horizontal: width, vertical: level)"),
+            ("Pan", "Middle drag, or Ctrl/Shift + left drag"),
+            ("Zoom", "Wheel (about the cursor), or right drag"),
+            ("Maximise / restore a view", "Double-click"),
+        ]
+        return rows
+
+    def _on_show_shortcuts(self) -> None:
+        dlg = QDialog(self)
+        dlg.setWindowTitle("Keyboard shortcuts")
+        dlg.resize(560, 620)
+        lay = QVBoxLayout(dlg)
+        rows = self.shortcut_rows()
+        table = QTableWidget(len(rows), 2, dlg)
+        table.setHorizontalHeaderLabels(["Action", "Shortcut"])
+        for i, (name, seq) in enumerate(rows):
+            table.setItem(i, 0, QTableWidgetItem(name))
+            table.setItem(i, 1, QTableWidgetItem(seq))
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(table)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        self.shortcuts_dialog = dlg
+
+    def _on_about(self) -> None:
+        QMessageBox.about(
+            self, "About radview",
+            f"<b>radview {__version__}</b><br>Radiograph viewer with built-in AI for "
+            "musculoskeletal X-rays.<br><b>Research use only — not for diagnosis.</b><br><br>"
+            "Sample images: FracAtlas (Abedeen et al., Scientific Data 10, 521, 2023), "
+            "CC BY 4.0; converted and downscaled for radview.")
+
+    # == helpers for tests and scripting =================================================
+    def wait_idle(self, timeout_ms: int = 30000) -> bool:
+        """Process events until scanning and decoding are done (for tests and scripts)."""
+        deadline = QTimer()
+        deadline.setSingleShot(True)
+        deadline.start(timeout_ms)
+        app = QApplication.instance()
+        while deadline.isActive():
+            app.processEvents()
+            QThread.msleep(5)
+            if self.pool.active_count() == 0 and self._pending == 0:
+                app.processEvents()
+                return True
+        return False
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes", "on")
+    return bool(value)
