@@ -23,7 +23,8 @@ _BLOCK_QT = """
 import importlib, importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('PySide6', 'shiboken6', 'PyQt5', 'PyQt6') or name == 'viewer.qt' or name.startswith('viewer.qt.'):
+        top = name.split('.')[0]
+        if top in ('PySide6', 'shiboken6', 'PyQt5', 'PyQt6') or name.startswith('viewer.qt'):
             raise ImportError('blocked in the Qt-free check: ' + name)
         return None
 sys.meta_path.insert(0, Block())

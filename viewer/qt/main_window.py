@@ -24,11 +24,9 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QToolBar,
     QVBoxLayout,
-    QWidget,
 )
 
-from viewer import __version__
-from viewer import loader, pixels
+from viewer import __version__, loader, pixels
 from viewer.display import DisplayPipeline
 from viewer.model import ImageRef, LoadResult, Patient, Study, Window
 from viewer.qt.browser import THUMB, StudyBrowser, study_title

@@ -53,7 +53,7 @@ class TagBrowser(QDialog):
         self.search.textChanged.connect(self._on_search_changed)
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:
             self.info.setText(f"{path}: cannot read header: {exc}")
             return
         if getattr(ds, "file_meta", None) is not None and len(ds.file_meta):

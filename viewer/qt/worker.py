@@ -81,7 +81,7 @@ class Worker(QRunnable):
         self.signals.started.emit()
         try:
             result = self._fn(self.job, *self._args, **self._kwargs)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a signal
+        except Exception as exc:
             log.debug("worker %s failed", getattr(self._fn, "__name__", self._fn), exc_info=True)
             if not self.job.cancelled:
                 self.signals.errored.emit(exc)
