@@ -69,7 +69,8 @@ def build(kind: str) -> Path:
         ds.SOPClassUID = meta.MediaStorageSOPClassUID
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.PatientName, ds.PatientID = "BENCH^STUDY", "BENCH"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, study + ".1"
+        ds.StudyInstanceUID = study
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[study, "series"])
         ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DX", 1, i + 1
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.Rows, ds.Columns = ROWS, COLS

@@ -12,7 +12,7 @@ os.environ.setdefault("PYDICOM_DATA_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/dicom_factory.py
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(autouse=True)

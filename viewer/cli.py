@@ -38,6 +38,8 @@ def _gui_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # pydicom's own warnings quote element values (names, IDs, dates): keep them out of logs.
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
     if argv and argv[0] in SUBCOMMANDS:
         from viewer import cli_info
 

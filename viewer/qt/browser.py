@@ -59,7 +59,7 @@ class StudyBrowser(QTreeWidget):
                 child.setToolTip(0, f"{err.path}\n{err.reason}")
                 child.setForeground(0, QBrush(QColor(230, 110, 90)))
             node.setExpanded(True)
-        self.expandToDepth(1)
+        self.expandToDepth(2)  # down to the images, whose thumbnails appear as decoded
 
     def _add_patient(self, patient: Patient) -> None:
         name = patient.name.replace("^", " ").strip()

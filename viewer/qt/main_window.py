@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Studies", self)
         dock.setObjectName("studies_dock")
         dock.setWidget(self.browser)
+        self.browser.setMinimumWidth(240)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.browser_dock = dock
 
@@ -390,7 +391,6 @@ class MainWindow(QMainWindow):
         self.progress.hide()
         self.result = result
         self.browser.populate(result)
-        n_bad = self.browser.error_count
         study = next((st for st in result.studies if any(im.ok for im in st.images)),
                      result.studies[0] if result.studies else None)
         if study is None:
@@ -400,9 +400,6 @@ class MainWindow(QMainWindow):
         else:
             self._add_recent(paths)
             self.open_study(study)
-            if n_bad:
-                self.statusBar().showMessage(
-                    f"{n_bad} file(s) could not be shown — see the study browser for why", 15000)
         self.scan_finished.emit(result)
 
     def _find_patient(self, study: Study) -> Patient | None:
@@ -484,6 +481,14 @@ class MainWindow(QMainWindow):
         self.progress.hide()
         self._workers = []
         if self.study is not None:
+            shown = sum(1 for v in self.grid.views if v.has_image)
+            failed = len(self.grid.views) - shown
+            msg = f"Study open: {shown} of {len(self.grid.views)} image(s) shown"
+            unreadable = len(self.result.errors)
+            if failed or unreadable:
+                msg += (f"; {failed + unreadable} file(s) could not be shown — the study "
+                        "browser says why")
+            self.statusBar().showMessage(msg, 15000)
             self.study_loaded.emit(self.study)
 
     def _on_image_activated(self, study: Study, ref: ImageRef) -> None:
