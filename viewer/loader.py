@@ -74,8 +74,8 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 
+from inference.bodyparts import normalize_body_part
 from viewer.model import (
-    MURA_PARTS,
     FileError,
     ImageRef,
     LoadResult,
@@ -122,48 +122,9 @@ SKIP_SUFFIXES = frozenset({
 SKIP_NAMES = frozenset({"readme", "license", "licence", "copying", "lockfile", "version",
                         "thumbs.db", "desktop.ini", "autorun.inf"})
 
-#: Synonyms of the MURA parts (keys: upper case, spaces/underscores/hyphens removed).
-#: "ARM" is the DICOM Body Part Examined term for the upper arm (PS3.16 Annex L).
-_PART_SYNONYMS = {
-    **{part: part for part in MURA_PARTS},
-    "ELBOWS": "ELBOW",
-    "FINGERS": "FINGER", "THUMB": "FINGER", "THUMBS": "FINGER",
-    "FOREARMS": "FOREARM", "LOWERARM": "FOREARM", "LOWERARMS": "FOREARM",
-    "HANDS": "HAND",
-    "UPPERARM": "HUMERUS", "UPPERARMS": "HUMERUS", "ARM": "HUMERUS",
-    "SHOULDERS": "SHOULDER",
-    "WRISTS": "WRIST",
-}
-
 _PART_DIR = re.compile(r"^XR_(.+)$", re.IGNORECASE)
 _PATIENT_DIR = re.compile(r"^patient\d+$", re.IGNORECASE)
 _STUDY_DIR = re.compile(r"^study\d*(?:_(positive|negative))?$", re.IGNORECASE)
-
-
-def normalize_body_part(value: str | None) -> str | None:
-    """Map a body part text to a MURA part where it is one.
-
-    Parameters
-    ----------
-    value
-        Body Part Examined (0018,0015), a folder name part (``WRIST`` of ``XR_WRIST``) or
-        any text.
-
-    Returns
-    -------
-    str or None
-        One of :data:`viewer.model.MURA_PARTS` for the parts and their synonyms (case,
-        spaces, underscores and hyphens ignored: ``"upper_arm"`` → ``"HUMERUS"``,
-        ``"Thumb"`` → ``"FINGER"``); any other text upper-cased as given (e.g.
-        ``"CHEST"``, ``"KNEE"``) so callers see a non-MURA part; None when empty.
-    """
-    if value is None:
-        return None
-    cleaned = " ".join(str(value).replace("\0", " ").split()).upper()
-    if not cleaned:
-        return None
-    key = re.sub(r"[\s_\-]+", "", cleaned)
-    return _PART_SYNONYMS.get(key, cleaned)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: The seven MURA upper-extremity body parts.
-MURA_PARTS = ("ELBOW", "FINGER", "FOREARM", "HAND", "HUMERUS", "SHOULDER", "WRIST")
+from inference.bodyparts import MURA_PARTS  # noqa: F401 - re-exported for viewer code
 
 
 @dataclass(frozen=True)
