@@ -375,3 +375,17 @@ def test_opening_another_study_drops_stale_results(qtbot, window, gradient_study
     window.wait_idle()
     assert len(window.grid.views) == 1
     assert window.grid.views[0].ref.path.parent == other
+
+
+@pytest.mark.parametrize("env, expected", [
+    # No display at all: a clear message instead of Qt's abort.
+    ({}, "no display"),
+    # Offscreen or Wayland need no X libraries.
+    ({"QT_QPA_PLATFORM": "offscreen"}, None),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, None),
+])
+def test_display_problem(env, expected):
+    from viewer.qt.app import display_problem
+
+    problem = display_problem(env)
+    assert (problem is None) if expected is None else (expected in problem)

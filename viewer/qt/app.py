@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +15,35 @@ from viewer import __version__, paths
 from viewer.qt.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+
+#: Debian packages the Qt xcb platform plugin needs (a desktop has them; a server may not).
+XCB_PACKAGES = {
+    "xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-image": "libxcb-image0",
+    "xcb-keysyms": "libxcb-keysyms1", "xcb-randr": "libxcb-randr0",
+    "xcb-render-util": "libxcb-render-util0", "xcb-shape": "libxcb-shape0",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+}
+
+
+def display_problem(env: dict[str, str] | None = None) -> str | None:
+    """Why the GUI cannot start here, or None. Qt itself would abort with a core dump."""
+    env = dict(os.environ if env is None else env)
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = env.get("QT_QPA_PLATFORM", "")
+    if platform and platform != "xcb":
+        return None
+    if not platform and env.get("WAYLAND_DISPLAY"):
+        return None
+    if not env.get("DISPLAY"):
+        return ("no display: start radview in a desktop session, under a virtual screen "
+                "(xvfb-run radview ...), or set QT_QPA_PLATFORM=offscreen")
+    missing = [pkg for lib, pkg in XCB_PACKAGES.items() if ctypes.util.find_library(lib) is None]
+    if missing:
+        return ("the Qt X11 plugin needs system libraries that are missing; install them, "
+                f"e.g. sudo apt-get install {' '.join(missing)}")
+    return None
 
 
 def make_settings() -> QSettings:
@@ -26,6 +57,10 @@ def run_gui(open_paths: list[str], theme: str | None = None,
     ``quit_after_ms`` closes the window after the study has loaded and that delay passed
     (smoke tests, packaging checks); ``screenshot`` saves the window to a PNG just before.
     """
+    problem = None if QApplication.instance() else display_problem()
+    if problem:
+        print(f"radview: cannot open a window: {problem}", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("radview")
     app.setApplicationVersion(__version__)

@@ -206,7 +206,8 @@ class ImageView(QWidget):
                 tr.append(f"Acc {st.accession}")
             if st.label:
                 tr.append(f"Label (path): {st.label}")
-        view = " ".join(x for x in (ref.body_part or "", ref.view_position, ref.laterality) if x)
+        laterality = ref.laterality if ref.laterality not in ("U", "B") else ""
+        view = " ".join(x for x in (ref.body_part or "", ref.view_position, laterality) if x)
         bl += [x for x in (view, ref.name) if x]
         if ref.instance_number is not None:
             bl.append(f"Im {ref.instance_number}")
