@@ -27,6 +27,9 @@ def _gui_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="DICOM files, folders, DICOMDIRs or images")
     p.add_argument("--demo", action="store_true", help="open the bundled sample study")
     p.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: saved)")
+    p.add_argument("--bundle", metavar="DIR", help="model bundle folder to use for the AI")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where models run (default: auto = CUDA when available, else CPU)")
     p.add_argument("--quit-after", type=int, metavar="MS",
                    help="close MS milliseconds after the study loaded (smoke tests)")
     p.add_argument("--screenshot", metavar="PNG", help="with --quit-after: save the window")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from viewer.qt.app import run_gui
 
     return run_gui(targets, theme=args.theme, quit_after_ms=args.quit_after,
-                   screenshot=args.screenshot)
+                   screenshot=args.screenshot, bundle=args.bundle, device=args.device)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def make_settings() -> QSettings:
 
 
 def run_gui(open_paths: list[str], theme: str | None = None,
-            quit_after_ms: int | None = None, screenshot: str | None = None) -> int:
+            quit_after_ms: int | None = None, screenshot: str | None = None,
+            bundle: str | None = None, device: str = "auto") -> int:
     """Run the application; returns the exit status.
 
     ``quit_after_ms`` closes the window after the study has loaded and that delay passed
@@ -65,7 +66,7 @@ def run_gui(open_paths: list[str], theme: str | None = None,
     app.setApplicationName("radview")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("radview")
-    window = MainWindow(make_settings())
+    window = MainWindow(make_settings(), bundle=bundle, device=device)
     if theme:
         window.set_theme(theme)
     window.show()
@@ -81,8 +82,15 @@ def run_gui(open_paths: list[str], theme: str | None = None,
         def on_loaded(_study=None) -> None:
             QTimer.singleShot(quit_after_ms, finish)
 
+        def on_study_loaded(_study=None) -> None:
+            # When the AI will run on this study, wait for its result (or failure).
+            if window.act_auto_ai.isChecked() and window.ai.available:
+                window.ai_finished.connect(on_loaded)
+            else:
+                on_loaded()
+
         if open_paths:
-            window.study_loaded.connect(on_loaded)
+            window.study_loaded.connect(on_study_loaded)
             window.scan_finished.connect(
                 lambda r: None if r.studies else QTimer.singleShot(quit_after_ms, finish))
         else:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from viewer.display import DisplayPipeline, Preset, window_for_drag
 from viewer.model import ImageRef, Patient, Study
+from viewer.overlay import colormap, heatmap_rgba
 from viewer.viewstate import ViewState, zoom_step
 
 
@@ -68,6 +69,15 @@ class ImageView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAutoFillBackground(False)
         self.setAcceptDrops(False)
+        # AI overlay: a CAM on this image's pixel grid, drawn with the image's transform.
+        self._cam: np.ndarray | None = None
+        self._cam_rgba: np.ndarray | None = None
+        self._cam_qimage: QImage | None = None
+        self.overlay_enabled = True  # per view (toggled from the results panel)
+        self.overlay_global = True  # the global toggle
+        self.overlay_opacity = 0.45
+        self.overlay_cmap = "jet"
+        self.ai_text = ""  # e.g. "AI 0.83" drawn at the top centre
 
     # -- content ------------------------------------------------------------------------
     def set_pipeline(self, stored: np.ndarray, pipeline: DisplayPipeline,
@@ -82,6 +92,52 @@ class ImageView(QWidget):
         self._warnings = list(warnings or [])
         self._render()
         self.update()
+
+    # -- AI overlay -------------------------------------------------------------------
+    def set_cam(self, cam: np.ndarray | None) -> None:
+        """Set the Grad-CAM map (float, image shape, [0, 1]) or clear it with None."""
+        if cam is not None and self._stored is not None and cam.shape != self._stored.shape:
+            raise ValueError(f"CAM shape {cam.shape} does not match image {self._stored.shape}")
+        self._cam = cam
+        self._rebuild_overlay()
+        self.update()
+
+    @property
+    def cam(self) -> np.ndarray | None:
+        return self._cam
+
+    def set_overlay_style(self, *, cmap: str | None = None, opacity: float | None = None,
+                          enabled: bool | None = None, global_on: bool | None = None) -> None:
+        if cmap is not None and cmap != self.overlay_cmap:
+            self.overlay_cmap = cmap
+            self._rebuild_overlay()
+        if opacity is not None:
+            self.overlay_opacity = float(opacity)
+        if enabled is not None:
+            self.overlay_enabled = bool(enabled)
+        if global_on is not None:
+            self.overlay_global = bool(global_on)
+        self.update()
+
+    @property
+    def overlay_shown(self) -> bool:
+        return (self._cam_qimage is not None and self.overlay_enabled and self.overlay_global
+                and self._qimage is not None)
+
+    def set_ai_text(self, text: str) -> None:
+        self.ai_text = text
+        self.update()
+
+    def _rebuild_overlay(self) -> None:
+        if self._cam is None:
+            self._cam_rgba = self._cam_qimage = None
+            return
+        # Full opacity here; the chosen opacity is applied when painting, so dragging the
+        # opacity slider never recolours the map.
+        self._cam_rgba = np.ascontiguousarray(heatmap_rgba(self._cam, self.overlay_cmap, 1.0))
+        h, w = self._cam_rgba.shape[:2]
+        self._cam_qimage = QImage(self._cam_rgba.data, w, h, w * 4,
+                                  QImage.Format.Format_RGBA8888)
 
     def set_error(self, message: str) -> None:
         self._message = message
@@ -175,7 +231,15 @@ class ImageView(QWidget):
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom < 2.0)
             w, h = self.state.image_size
             p.drawImage(QRectF(-0.5, -0.5, w, h), self._qimage)
+            if self.overlay_shown:
+                p.setOpacity(self.overlay_opacity)
+                p.drawImage(QRectF(-0.5, -0.5, w, h), self._cam_qimage)
+                p.setOpacity(1.0)
             p.restore()
+            if self.overlay_shown:
+                self._draw_legend(p)
+            if self.ai_text:
+                self._draw_ai_text(p)
         if self._message:
             p.setPen(QColor(255, 120, 100) if self._is_error else QColor(200, 200, 200))
             p.drawText(self.rect().adjusted(12, 12, -12, -12),
@@ -190,6 +254,38 @@ class ImageView(QWidget):
             p.setPen(QPen(QColor(60, 60, 60), 1))
             p.drawRect(self.rect().adjusted(0, 0, -1, -1))
         p.end()
+
+    def _draw_legend(self, p: QPainter) -> None:
+        """A vertical colour bar at the right edge: Grad-CAM low (bottom) → high (top)."""
+        table = colormap(self.overlay_cmap)
+        bar_h = max(60, min(200, self.height() // 3))
+        x = self.width() - 22
+        y0 = (self.height() - bar_h) // 2
+        for i in range(bar_h):
+            r, g, b = table[int(round((bar_h - 1 - i) / max(bar_h - 1, 1) * 255))]
+            p.setPen(QColor(int(r), int(g), int(b)))
+            p.drawLine(x, y0 + i, x + 10, y0 + i)
+        p.setPen(QColor(200, 200, 200))
+        p.drawRect(x, y0, 10, bar_h)
+        font = QFont(self.font())
+        font.setPointSizeF(7.5)
+        p.setFont(font)
+        fm = p.fontMetrics()
+        for text, yy in (("high", y0 - 4), ("low", y0 + bar_h + fm.ascent() + 2)):
+            p.drawText(QPointF(self.width() - 6 - fm.horizontalAdvance(text), yy), text)
+
+    def _draw_ai_text(self, p: QPainter) -> None:
+        font = QFont(self.font())
+        font.setBold(True)
+        p.setFont(font)
+        fm = p.fontMetrics()
+        tw = fm.horizontalAdvance(self.ai_text)
+        x = (self.width() - tw) / 2
+        y = 6 + fm.ascent()
+        p.setPen(QColor(0, 0, 0))
+        p.drawText(QPointF(x + 1, y + 1), self.ai_text)
+        p.setPen(QColor(120, 220, 255))
+        p.drawText(QPointF(x, y), self.ai_text)
 
     def corner_texts(self) -> dict[str, list[str]]:
         """The four corner annotations (also used by tests and the report)."""

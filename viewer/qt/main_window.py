@@ -26,12 +26,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from inference.bodyparts import MURA_PARTS
 from viewer import __version__, loader, pixels
 from viewer.display import DisplayPipeline
 from viewer.model import ImageRef, LoadResult, Patient, Study, Window
+from viewer.qt.ai import AiController, BundleChoice
 from viewer.qt.browser import THUMB, StudyBrowser, study_title
 from viewer.qt.grid import LAYOUTS, ViewGrid
 from viewer.qt.image_view import CursorInfo, ImageView
+from viewer.qt.results import ResultsPanel
 from viewer.qt.tags import TagBrowser
 from viewer.qt.theme import THEMES, apply_theme
 from viewer.qt.worker import Job, Worker, WorkerPool
@@ -69,8 +72,10 @@ class MainWindow(QMainWindow):
 
     scan_finished = Signal(object)  # LoadResult
     study_loaded = Signal(object)  # Study: every image decoded or failed
+    ai_finished = Signal(object)  # StudyResult, or None when the analysis failed
 
-    def __init__(self, settings: QSettings | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, *, bundle: str | None = None,
+                 device: str = "auto", discover: bool = True) -> None:
         super().__init__()
         self.settings = settings
         self.setWindowTitle("radview")
@@ -96,15 +101,29 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.browser_dock = dock
 
+        self.results = ResultsPanel(self)
+        rdock = QDockWidget("AI results", self)
+        rdock.setObjectName("ai_dock")
+        rdock.setWidget(self.results)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, rdock)
+        self.results_dock = rdock
+        self.ai = AiController(self, device=device, extra_bundles=[bundle] if bundle else [])
+        self.ai_result = None  # the StudyResult shown, for the current study
+        self.override_part: str | None = None
+        self._ai_token = None
+
         self._build_status_bar()
         self._build_actions()
         self._build_toolbar()
         self._build_menus()
+        self._connect_ai()
 
         self.grid.active_changed.connect(self._on_active_changed)
         self.browser.study_activated.connect(self.open_study)
         self.browser.image_activated.connect(self._on_image_activated)
         self._restore_settings()
+        if discover:
+            self.ai.discover(prefer=bundle)
 
     # == construction ====================================================================
     def _build_status_bar(self) -> None:
@@ -115,8 +134,10 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(180)
         self.progress.setTextVisible(True)
         self.progress.hide()
+        self.ai_label = QLabel("AI: …")
         sb.addPermanentWidget(self.cursor_label)
         sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.ai_label)
 
     def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None,
                 checkable: bool = False, tip: str = "") -> QAction:
@@ -163,6 +184,14 @@ class MainWindow(QMainWindow):
         self.act_shortcuts = a("&Keyboard shortcuts", self._on_show_shortcuts,
                                QKeySequence.StandardKey.HelpContents)
         self.act_about = a("&About radview", self._on_about)
+        self.act_analyze = a("&Analyze study", self.start_analysis, "Ctrl+Return")
+        self.act_cancel_ai = a("&Cancel analysis", self._on_cancel_ai, "Ctrl+.")
+        self.act_heatmaps = a("Show &heatmaps", self._on_heatmaps_toggled, "O", checkable=True)
+        self.act_heatmaps.setChecked(True)
+        self.act_auto_ai = a("Analyze &automatically when a study opens",
+                             lambda _c: None, checkable=True)
+        self.act_auto_ai.setChecked(True)
+        self.act_open_bundle = a("Open model &bundle folder…", self._on_open_bundle)
         self.preset_actions: list[QAction] = []
         for i in range(9):
             self.preset_actions.append(
@@ -264,6 +293,24 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_tags)
 
+        m = mb.addMenu("&AI")
+        for act in (self.act_analyze, self.act_cancel_ai, self.act_heatmaps, self.act_auto_ai):
+            m.addAction(act)
+        self.part_menu = m.addMenu("Body &part")
+        pgroup = QActionGroup(self)
+        self.part_actions: dict[object, QAction] = {}
+        for part in [None, *MURA_PARTS]:
+            act = QAction("Automatic" if part is None else part.capitalize(), self,
+                          checkable=True)
+            act.triggered.connect(lambda _=False, p=part: self.set_override_part(p))
+            pgroup.addAction(act)
+            self.part_menu.addAction(act)
+            self.part_actions[part] = act
+        self.part_actions[None].setChecked(True)
+        self.bundle_menu = m.addMenu("Model &bundle")
+        self.bundle_menu.addAction(self.act_open_bundle)
+        m.addAction(self.results_dock.toggleViewAction())
+
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
         m.addAction(self.act_about)
@@ -289,6 +336,13 @@ class MainWindow(QMainWindow):
             self.set_layout(choice)
             self.act_corner.setChecked(_truthy(s.value("view/corner_text", True)))
             self.act_linked.setChecked(_truthy(s.value("view/linked", False)))
+            self.act_auto_ai.setChecked(_truthy(s.value("ai/auto", True)))
+            self.act_heatmaps.setChecked(_truthy(s.value("ai/heatmaps", True)))
+            opacity = str(s.value("ai/opacity", 45))
+            self.results.opacity_slider.setValue(int(opacity) if opacity.isdigit() else 45)
+            cmap = str(s.value("ai/cmap", "jet"))
+            if self.results.cmap_combo.findText(cmap) >= 0:
+                self.results.cmap_combo.setCurrentText(cmap)
         if self.settings is None or not self.settings.contains("window/geometry"):
             self.resize(1400, 900)
         self.set_theme(theme if theme in THEMES else "dark")
@@ -304,6 +358,10 @@ class MainWindow(QMainWindow):
         s.setValue("view/theme", self.theme)
         s.setValue("view/corner_text", self.act_corner.isChecked())
         s.setValue("view/linked", self.linked)
+        s.setValue("ai/auto", self.act_auto_ai.isChecked())
+        s.setValue("ai/heatmaps", self.act_heatmaps.isChecked())
+        s.setValue("ai/opacity", self.results.opacity_slider.value())
+        s.setValue("ai/cmap", self.results.cmap_combo.currentText())
         s.sync()
 
     def recent(self) -> list[str]:
@@ -352,6 +410,7 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self._cancel_decoding()
         self.pool.cancel_all()
+        self.ai.shutdown()
         self.pool.wait(5000)
         super().closeEvent(event)
 
@@ -408,6 +467,10 @@ class MainWindow(QMainWindow):
     def open_study(self, study: Study) -> None:
         """Show every view of ``study``; decode images in the background, first first."""
         self._cancel_decoding()
+        self.ai.cancel()
+        self.ai_result = None
+        self._ai_token = None
+        self.set_override_part(None, rescore=False)
         self.study = study
         self.patient = self._find_patient(study)
         self.browser.select_study(study)
@@ -419,6 +482,8 @@ class MainWindow(QMainWindow):
             v.window_changed.connect(self._on_view_window_changed)
             v.window_dragged.connect(self._on_view_dragged)
         self.grid.set_views(views)
+        self.results.clear([v.ref.name for v in views])
+        self._apply_overlay_style()
         self.setWindowTitle(f"radview — {study_title(study)}")
         todo = [v.ref for v in views if v.ref.ok]
         self._pending = len(todo)
@@ -490,6 +555,8 @@ class MainWindow(QMainWindow):
                         "browser says why")
             self.statusBar().showMessage(msg, 15000)
             self.study_loaded.emit(self.study)
+            if self.act_auto_ai.isChecked() and self.ai.available:
+                self.start_analysis()
 
     def _on_image_activated(self, study: Study, ref: ImageRef) -> None:
         if study is not self.study:
@@ -709,6 +776,175 @@ class MainWindow(QMainWindow):
             "Sample images: FracAtlas (Abedeen et al., Scientific Data 10, 521, 2023), "
             "CC BY 4.0; converted and downscaled for radview.")
 
+    # == AI ==============================================================================
+    def _connect_ai(self) -> None:
+        self.ai.bundles_changed.connect(self._rebuild_bundle_menu)
+        self.ai.bundle_changed.connect(self._on_bundle_changed)
+        self.ai.progress.connect(self._on_ai_progress)
+        self.ai.result_ready.connect(self._on_ai_result)
+        self.ai.failed.connect(self._on_ai_failed)
+        r = self.results
+        r.analyze_requested.connect(self.start_analysis)
+        r.override_changed.connect(self.set_override_part)
+        r.view_selected.connect(self._on_result_row_selected)
+        r.view_overlay_toggled.connect(self._on_view_overlay_toggled)
+        r.overlay_toggled.connect(self.act_heatmaps.setChecked)
+        r.opacity_changed.connect(lambda _v: self._apply_overlay_style())
+        r.cmap_changed.connect(lambda _c: self._apply_overlay_style())
+
+    def _rebuild_bundle_menu(self, bundles: list[BundleChoice]) -> None:
+        self.bundle_menu.clear()
+        group = QActionGroup(self.bundle_menu)
+        for b in bundles:
+            act = QAction(b.title if b.error is None else f"{b.title} (unusable)", self,
+                          checkable=True)
+            act.setData(str(b.path))
+            act.setToolTip(str(b.path) if b.error is None else f"{b.path}: {b.error}")
+            act.setEnabled(b.error is None)
+            act.setChecked(self.ai.bundle is not None and self.ai.bundle.path == b.path)
+            act.triggered.connect(lambda _=False, c=b: self._choose_bundle(c))
+            group.addAction(act)
+            self.bundle_menu.addAction(act)
+        if bundles:
+            self.bundle_menu.addSeparator()
+        self.bundle_menu.addAction(self.act_open_bundle)
+
+    def _choose_bundle(self, choice: BundleChoice) -> None:
+        self.ai.set_bundle(choice)
+        if self.study is not None and self._pending == 0:
+            self.start_analysis()
+
+    def _on_open_bundle(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a model bundle folder")
+        if folder:
+            self.ai.extra.append(folder)
+            self.ai.discover(prefer=folder)
+
+    def _on_bundle_changed(self, choice: BundleChoice | None) -> None:
+        if choice is None:
+            text = f"AI off: {self.ai.off_reason}"
+            self.ai_label.setText("AI off")
+            self.ai_label.setToolTip(text)
+        else:
+            text = f"Model bundle: {choice.title}"
+            self.ai_label.setText(f"AI: {choice.title}")
+            self.ai_label.setToolTip(str(choice.path))
+        self.results.set_bundle_text(text, choice is not None)
+        for act in self.bundle_menu.actions():
+            if act.isCheckable():
+                act.setChecked(choice is not None and act.data() == str(choice.path))
+        self.act_analyze.setEnabled(choice is not None)
+
+    def model_inputs(self) -> list:
+        """One input per drawn view: the image in its DEFAULT window, never the reader's."""
+        from inference.engine import ImageInput
+
+        inputs = []
+        for v in self.grid.views:
+            if not v.has_image:
+                continue
+            pixels = v.pipeline.render_preset(v.pipeline.default_preset)
+            src = v.ref.body_part_source
+            inputs.append(ImageInput(
+                key=str(v.ref.path), pixels=pixels,
+                tag_part=v.ref.body_part if src == "tag" else None,
+                path_part=v.ref.body_part if src == "path" else None))
+        return inputs
+
+    def start_analysis(self) -> None:
+        """Score the open study in the AI worker (cancels a running analysis)."""
+        if self.study is None:
+            return
+        if not self.ai.available:
+            self.show_error(f"AI is off: {self.ai.off_reason}")
+            return
+        if self._pending:
+            self.statusBar().showMessage("Still decoding; analysis starts when done", 5000)
+            return
+        inputs = self.model_inputs()
+        if not inputs:
+            self.results.set_status("No image of this study could be decoded: nothing to score")
+            return
+        self.results.set_status(f"Analyzing {len(inputs)} image(s)…")
+        self._ai_token = self.ai.analyze(inputs, self.override_part)
+        self.progress.setRange(0, len(inputs))
+        self.progress.setValue(0)
+        self.progress.setFormat("AI %v/%m")
+        self.progress.show()
+
+    def _on_cancel_ai(self) -> None:
+        self.ai.cancel()
+        self._ai_token = None
+        self.progress.hide()
+        self.results.set_status("Analysis cancelled")
+
+    def _on_ai_progress(self, done: int, total: int, what: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.statusBar().showMessage(f"AI: {what}", 3000)
+
+    def _on_ai_result(self, token, result) -> None:
+        if token != self._ai_token:
+            return
+        self.progress.hide()
+        self.ai_result = result
+        views = [v for v in self.grid.views if v.has_image]
+        by_key = {im.key: im for im in result.images}
+        for v in views:
+            im = by_key.get(str(v.ref.path))
+            v.set_cam(None if im is None else im.cam)
+            prob = None if im is None else im.probability
+            v.set_ai_text("" if prob is None else f"AI {prob:.2f}")
+        self.results.show_result(result, [v.ref.name for v in views],
+                                 [str(v.ref.path) for v in views])
+        if result.supported:
+            msg = (f"AI: {result.label} — study score {result.score:.2f} "
+                   f"(threshold {result.threshold:.2f}, {result.body_part})")
+        else:
+            msg = f"AI: {result.reason}"
+        self.results.set_status(msg)
+        self.statusBar().showMessage(msg, 15000)
+        self.ai_finished.emit(result)
+
+    def _on_ai_failed(self, token, message: str) -> None:
+        if token != self._ai_token:
+            return
+        self.progress.hide()
+        self.results.set_status(f"Analysis failed: {message}")
+        self.show_error(f"AI analysis failed: {message}")
+        self.ai_finished.emit(None)
+
+    def set_override_part(self, part: str | None, rescore: bool = True) -> None:
+        """Override the study's body part (None = automatic); re-scores the study."""
+        self.override_part = part
+        if part in self.part_actions:
+            self.part_actions[part].setChecked(True)
+        idx = self.results.override_combo.findData(part)
+        self.results.override_combo.setCurrentIndex(max(0, idx))
+        if rescore and self.study is not None:
+            self.start_analysis()
+
+    def _on_result_row_selected(self, row: int) -> None:
+        views = [v for v in self.grid.views if v.has_image]
+        if 0 <= row < len(views):
+            self.grid.set_active(views[row])
+
+    def _on_view_overlay_toggled(self, row: int, on: bool) -> None:
+        views = [v for v in self.grid.views if v.has_image]
+        if 0 <= row < len(views):
+            views[row].set_overlay_style(enabled=on)
+
+    def _on_heatmaps_toggled(self, on: bool) -> None:
+        self.results.overlay_box.setChecked(on)
+        self._apply_overlay_style()
+
+    def _apply_overlay_style(self) -> None:
+        opacity = self.results.opacity_slider.value() / 100
+        cmap = self.results.cmap_combo.currentText()
+        for v in self.grid.views:
+            v.set_overlay_style(cmap=cmap, opacity=opacity,
+                                global_on=self.act_heatmaps.isChecked())
+
     # == helpers for tests and scripting =================================================
     def wait_idle(self, timeout_ms: int = 30000) -> bool:
         """Process events until scanning and decoding are done (for tests and scripts)."""
@@ -719,7 +955,8 @@ class MainWindow(QMainWindow):
         while deadline.isActive():
             app.processEvents()
             QThread.msleep(5)
-            if self.pool.active_count() == 0 and self._pending == 0:
+            if (self.pool.active_count() == 0 and self._pending == 0
+                    and self.ai.pool.active_count() == 0):
                 app.processEvents()
                 return True
         return False

@@ -1,0 +1,195 @@
+"""The AI results panel: study score, label, threshold, body part and its source, each
+view's probability, part override, and the heatmap controls."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inference.bodyparts import MURA_PARTS
+from viewer.overlay import COLORMAPS
+
+SOURCE_TEXT = {
+    "tag": "DICOM tag",
+    "path": "folder name",
+    "router": "router model",
+    "override": "reviewer override",
+}
+
+
+class ResultsPanel(QWidget):
+    analyze_requested = Signal()
+    override_changed = Signal(object)  # part name or None (automatic)
+    view_selected = Signal(int)  # row = view index
+    view_overlay_toggled = Signal(int, bool)
+    overlay_toggled = Signal(bool)
+    opacity_changed = Signal(float)
+    cmap_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        self.bundle_label = QLabel("AI: looking for model bundles…")
+        self.bundle_label.setWordWrap(True)
+        lay.addWidget(self.bundle_label)
+
+        self.score_label = QLabel("—")
+        font = self.score_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        font.setBold(True)
+        self.score_label.setFont(font)
+        lay.addWidget(self.score_label)
+
+        form = QFormLayout()
+        self.label_value = QLabel("—")
+        self.threshold_value = QLabel("—")
+        self.part_value = QLabel("—")
+        self.part_value.setWordWrap(True)
+        form.addRow("Result", self.label_value)
+        form.addRow("Threshold", self.threshold_value)
+        form.addRow("Body part", self.part_value)
+        self.override_combo = QComboBox()
+        self.override_combo.addItem("Automatic (tag → folder → router)", None)
+        for part in MURA_PARTS:
+            self.override_combo.addItem(part.capitalize(), part)
+        self.override_combo.setToolTip("Override the body part; the study is re-scored")
+        self.override_combo.activated.connect(
+            lambda i: self.override_changed.emit(self.override_combo.itemData(i)))
+        form.addRow("Override", self.override_combo)
+        lay.addLayout(form)
+
+        self.flags_label = QLabel("")
+        self.flags_label.setWordWrap(True)
+        self.flags_label.setStyleSheet("color: #f0a040;")
+        lay.addWidget(self.flags_label)
+
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["View", "Probability", "Heatmap"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.cellClicked.connect(lambda r, _c: self.view_selected.emit(r))
+        self.table.itemChanged.connect(self._on_item_changed)
+        lay.addWidget(self.table, 1)
+
+        row = QHBoxLayout()
+        self.analyze_button = QPushButton("Analyze")
+        self.analyze_button.clicked.connect(self.analyze_requested)
+        row.addWidget(self.analyze_button)
+        self.overlay_box = QCheckBox("Heatmaps")
+        self.overlay_box.setChecked(True)
+        self.overlay_box.toggled.connect(self.overlay_toggled)
+        row.addWidget(self.overlay_box)
+        self.cmap_combo = QComboBox()
+        self.cmap_combo.addItems(list(COLORMAPS))
+        self.cmap_combo.currentTextChanged.connect(self.cmap_changed)
+        self.cmap_combo.setToolTip("Heatmap colormap")
+        row.addWidget(self.cmap_combo)
+        lay.addLayout(row)
+        orow = QHBoxLayout()
+        orow.addWidget(QLabel("Opacity"))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(45)
+        self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
+        orow.addWidget(self.opacity_slider)
+        lay.addLayout(orow)
+
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        lay.addWidget(self.status_label)
+        note = QLabel("<i>Research use only — not for diagnosis.</i>")
+        note.setWordWrap(True)
+        lay.addWidget(note)
+        self._filling = False
+
+    # -- updates ------------------------------------------------------------------------
+    def set_bundle_text(self, text: str, ok: bool) -> None:
+        self.bundle_label.setText(text)
+        self.analyze_button.setEnabled(ok)
+
+    def set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def clear(self, view_names: list[str] | None = None) -> None:
+        self.score_label.setText("—")
+        self.score_label.setStyleSheet("")
+        for w in (self.label_value, self.threshold_value, self.part_value):
+            w.setText("—")
+        self.flags_label.setText("")
+        self._fill_rows([(n, None, None) for n in (view_names or [])])
+
+    def show_result(self, result, view_names: list[str], view_keys: list[str]) -> None:
+        """Fill the panel from an ``inference.engine.StudyResult``."""
+        by_key = {im.key: im for im in result.images}
+        part = result.body_part or "unknown"
+        src = SOURCE_TEXT.get(result.body_part_source or "", result.body_part_source or "")
+        self.part_value.setText(f"{part} ({src})" if src else part)
+        flags = list(result.flags)
+        if not result.supported:
+            self.score_label.setText("Not supported")
+            self.score_label.setStyleSheet("color: #b0b0b0;")
+            self.label_value.setText(result.reason or "not supported by this model")
+            self.threshold_value.setText("—")
+        else:
+            self.score_label.setText(f"{result.score:.2f}")
+            positive = result.score is not None and result.threshold is not None and (
+                result.score >= result.threshold)
+            color = "#ff6b5a" if positive else "#6bd66b"
+            self.score_label.setStyleSheet(f"color: {color};")
+            self.label_value.setText(f"<b style='color:{color}'>{result.label}</b> "
+                                     f"(model {result.model})")
+            self.threshold_value.setText(f"{result.threshold:.2f}")
+        self.flags_label.setText("\n".join(f"⚠ {f}" for f in flags))
+        rows = []
+        for name, key in zip(view_names, view_keys, strict=True):
+            im = by_key.get(key)
+            prob = None if im is None else im.probability
+            err = None if im is None else im.error
+            rows.append((name, prob, err))
+        self._fill_rows(rows, result.threshold)
+
+    def _fill_rows(self, rows, threshold: float | None = None) -> None:
+        self._filling = True
+        try:
+            self.table.setRowCount(len(rows))
+            for r, (name, prob, err) in enumerate(rows):
+                self.table.setItem(r, 0, QTableWidgetItem(name))
+                text = "—" if prob is None else f"{prob:.3f}"
+                if err:
+                    text = f"error: {err}"
+                item = QTableWidgetItem(text)
+                if prob is not None:
+                    hot = threshold is not None and prob >= threshold
+                    item.setForeground(QColor(255, 140, 120) if hot else QColor(150, 220, 150))
+                self.table.setItem(r, 1, item)
+                check = QTableWidgetItem("")
+                check.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                check.setCheckState(Qt.CheckState.Checked)
+                self.table.setItem(r, 2, check)
+            self.table.resizeColumnsToContents()
+        finally:
+            self._filling = False
+
+    def probability_texts(self) -> list[str]:
+        return [self.table.item(r, 1).text() for r in range(self.table.rowCount())]
+
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if self._filling or item.column() != 2:
+            return
+        self.view_overlay_toggled.emit(item.row(),
+                                       item.checkState() == Qt.CheckState.Checked)
