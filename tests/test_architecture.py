@@ -17,7 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 QT_FREE = ["inference", "viewer.model", "viewer.loader", "viewer.pixels", "viewer.display",
-           "viewer.viewstate", "viewer.paths", "viewer.cli_info", "viewer.cli"]
+           "viewer.viewstate", "viewer.paths", "viewer.cli_info", "viewer.cli", "viewer.overlay",
+           "viewer.analysis", "viewer.cli_predict", "inference.bundle", "inference.engine",
+           "inference.models", "inference.routing", "inference.gradcam", "inference.preprocess"]
 
 _BLOCK_QT = """
 import importlib, importlib.abc, sys

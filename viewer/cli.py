@@ -6,6 +6,8 @@
     radview --demo               open the GUI on the bundled sample study
     radview info PATH ... [--json]
     radview render FILE -o OUT.png [--wl=CENTER,WIDTH] [--invert]
+    radview predict PATH ... [--bundle DIR] [--device auto|cpu|cuda] [--cams DIR]
+                    [--format json|csv]
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 
 from viewer import __version__, paths
 
-SUBCOMMANDS = ("info", "render")
+SUBCOMMANDS = ("info", "render", "predict")
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -44,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     # pydicom's own warnings quote element values (names, IDs, dates): keep them out of logs.
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     if argv and argv[0] in SUBCOMMANDS:
-        from viewer import cli_info
+        from viewer import cli_info, cli_predict
 
-        handler = {"info": cli_info.info_main, "render": cli_info.render_main}[argv[0]]
+        handler = {"info": cli_info.info_main, "render": cli_info.render_main,
+                   "predict": cli_predict.predict_main}[argv[0]]
         return handler(argv[1:])
     args = _gui_parser().parse_args(argv)
     if args.verbose:

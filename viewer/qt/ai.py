@@ -43,10 +43,10 @@ class _EngineHolder:
     def get(self, bundle_path: Path, device: str):
         key = (str(bundle_path), device)
         if self.engine is None or self.key != key:
-            from inference.bundle import load_bundle
+            from inference.bundle import Bundle
             from inference.engine import Engine
 
-            self.engine = Engine(load_bundle(bundle_path), device=device)
+            self.engine = Engine(Bundle.load(bundle_path), device=device)
             self.key = key
         return self.engine
 
@@ -59,10 +59,13 @@ def _discover_job(job: Job, extra: list[str]) -> list[BundleChoice]:
 
 
 def _analyze_job(job: Job, holder: _EngineHolder, bundle_path: Path, device: str,
-                 inputs: list, override_part: str | None):
-    from inference.engine import Cancelled
+                 inputs: list[tuple], override_part: str | None):
+    # torch is imported here, in the worker, never on the GUI thread.
+    from inference.engine import Cancelled, ImageInput
 
     engine = holder.get(bundle_path, device)
+    inputs = [ImageInput(key=k, pixels=px, tag_part=tag, path_part=path)
+              for k, px, tag, path in inputs]
 
     def progress(done: int, total: int, what: str) -> None:
         job.progress(done, total)
@@ -139,8 +142,12 @@ class AiController(QObject):
         return self.bundle is not None
 
     # -- analysis -----------------------------------------------------------------------
-    def analyze(self, inputs: list, override_part: str | None = None) -> object | None:
-        """Start analysing one study; returns a token identifying this request."""
+    def analyze(self, inputs: list[tuple], override_part: str | None = None) -> object | None:
+        """Start analysing one study; returns a token identifying this request.
+
+        ``inputs`` are ``(key, pixels, tag_part, path_part)`` tuples (see
+        :class:`inference.engine.ImageInput`).
+        """
         if self.bundle is None:
             return None
         self.cancel()

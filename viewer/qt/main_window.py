@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from inference.bodyparts import MURA_PARTS
 from viewer import __version__, loader, pixels
+from viewer.analysis import input_fields
 from viewer.display import DisplayPipeline
 from viewer.model import ImageRef, LoadResult, Patient, Study, Window
 from viewer.qt.ai import AiController, BundleChoice
@@ -835,21 +836,10 @@ class MainWindow(QMainWindow):
                 act.setChecked(choice is not None and act.data() == str(choice.path))
         self.act_analyze.setEnabled(choice is not None)
 
-    def model_inputs(self) -> list:
-        """One input per drawn view: the image in its DEFAULT window, never the reader's."""
-        from inference.engine import ImageInput
-
-        inputs = []
-        for v in self.grid.views:
-            if not v.has_image:
-                continue
-            pixels = v.pipeline.render_preset(v.pipeline.default_preset)
-            src = v.ref.body_part_source
-            inputs.append(ImageInput(
-                key=str(v.ref.path), pixels=pixels,
-                tag_part=v.ref.body_part if src == "tag" else None,
-                path_part=v.ref.body_part if src == "path" else None))
-        return inputs
+    def model_inputs(self) -> list[tuple]:
+        """One input per drawn view, ``(key, pixels, tag_part, path_part)``: the image in
+        its DEFAULT window (:func:`viewer.analysis.input_fields`), never the reader's."""
+        return [input_fields(v.ref, v.pipeline) for v in self.grid.views if v.has_image]
 
     def start_analysis(self) -> None:
         """Score the open study in the AI worker (cancels a running analysis)."""

@@ -1,0 +1,277 @@
+"""AI engine timings: a 3-view 2k study through DenseNet-169 at 320 px, and ``radview predict``.
+
+Usage::
+
+    python bench/inference.py [--repeats 3] [--skip-predict]
+
+Builds once under ``bench/out/`` a 3-image study (2500 × 2048, 12 bits stored,
+radiograph-like, Body Part Examined WRIST) and a bundle with a DenseNet-169 abnormality
+model at 320 × 320, letterbox, random weights (timing does not depend on the weights).
+Then, in this process, it reports as JSON:
+
+- ``cold_ms``: first analysis with a new :class:`inference.engine.Engine`: open the
+  study (scan, decode, default-window render), model load (sha256, safetensors, build),
+  Grad-CAM set-up, probabilities and CAMs on the image grid. The imports of torch and
+  pytorch-grad-cam are not included (``gradcam_import_ms`` is reported apart: the engine
+  imports it on the first CAM, the viewer can do it at start-up in the background).
+- ``warm_ms``: the same with the model loaded (median of ``--repeats``), with its parts
+  ``open_ms`` (scan + decode + render), ``probabilities_ms`` (open → every probability
+  known) and the rest (CAMs mapped back to 2500 × 2048).
+- ``naive_ms``: the naive pipeline, same work, in the same run: model built and loaded per
+  request, the full-resolution image normalised and resized in float with torch, one
+  forward pass for the probabilities, then a new ``GradCAM`` object per image (used as a
+  context manager) with a full backward pass, CAM resized with cv2.
+- ``speedup`` = naive / warm. Targets: warm ≤ 1500 ms on a 2-core CPU, speedup ≥ 2.
+
+``predict``: ``radview predict`` in a fresh process on 12 images (3 MURA-layout studies of
+4 PNGs, 512 × 416) with an EfficientNet-Lite0 bundle at 224 px and ``--cams``:
+``images_per_s`` over the whole command (start-up included) and over the scoring loop
+alone, and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+ROWS, COLS = 2500, 2048
+INPUT = 320
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # bundle_factory
+
+
+def _frame(seed: int, rows: int = ROWS, cols: int = COLS) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    body = np.exp(-(((x - cols / 2) / (cols / 4)) ** 2 + ((y - rows / 2) / (rows / 3)) ** 2))
+    bone = (np.abs(x - cols / 2 - 100 * np.sin(y / 300)) < cols / 17).astype(np.float32)
+    img = 300 + 2500 * body + 1000 * bone + rng.normal(0, 40, (rows, cols))
+    return np.clip(img, 0, 4095).astype(np.uint16)
+
+
+def build_study() -> Path:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import (
+        DigitalXRayImageStorageForPresentation,
+        ExplicitVRLittleEndian,
+        generate_uid,
+    )
+
+    folder = OUT / "inference_study"
+    if len(list(folder.glob("*.dcm"))) == 3:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    study = generate_uid()
+    for i in range(3):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.PatientName, ds.PatientID = "BENCH^AI", "BENCH-AI"
+        ds.StudyInstanceUID = study
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[study, "series"])
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DX", 1, i + 1
+        ds.BodyPartExamined = "WRIST"
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.Rows, ds.Columns = ROWS, COLS
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.WindowCenter, ds.WindowWidth = "2048", "4096"
+        ds.PixelData = _frame(i).tobytes()
+        ds.save_as(folder / f"IM{i + 1:04d}.dcm", enforce_file_format=True)
+    return folder
+
+
+def build_bundle(name: str, arch: str, size: int, resize: str):
+    from bundle_factory import make_bundle
+
+    from inference.bundle import Bundle, BundleError
+
+    path = OUT / name
+    try:
+        return Bundle.load(path)
+    except BundleError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    return make_bundle(path, arch=arch, input_size=size, resize=resize, router_classes=None,
+                       name=name)
+
+
+def open_study(folder: Path):
+    """Scan, decode and render every image in its default window (what the viewer does)."""
+    from viewer import loader
+    from viewer.analysis import build_inputs
+
+    (study,) = loader.scan([folder]).studies
+    inputs, errors = build_inputs(study)
+    assert not errors, errors
+    return inputs
+
+
+def engine_run(engine, folder: Path) -> dict:
+    t0 = time.perf_counter()
+    inputs = open_study(folder)
+    t_open = time.perf_counter()
+    marks: dict[str, float] = {}
+
+    def progress(done, total, message):
+        if message.startswith("mapping") and "probabilities" not in marks:
+            marks["probabilities"] = time.perf_counter()
+
+    result = engine.analyze(inputs, cams=True, progress=progress)
+    t_end = time.perf_counter()
+    assert result.supported and all(r.cam.shape == (ROWS, COLS) for r in result.images)
+    return {"total_ms": (t_end - t0) * 1e3, "open_ms": (t_open - t0) * 1e3,
+            "probabilities_ms": (marks["probabilities"] - t0) * 1e3,
+            "probabilities": [r.probability for r in result.images]}
+
+
+def naive_run(bundle, folder: Path) -> dict:
+    """The straightforward pipeline (see the module notes)."""
+    import cv2
+    import pydicom
+    import torch
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from safetensors.torch import load_file
+
+    from inference.models import build_model, get_layer
+
+    spec = bundle.manifest.abnormality_models[bundle.manifest.routing["WRIST"]]
+    t0 = time.perf_counter()
+    model = build_model(spec.architecture, 1)
+    model.load_state_dict(load_file(bundle.path / spec.weights))
+    model.eval()
+    mean = torch.tensor(spec.input.mean).view(3, 1, 1)
+    std = torch.tensor(spec.input.std).view(3, 1, 1)
+    tensors = []
+    for path in sorted(folder.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        arr = torch.from_numpy(ds.pixel_array.astype(np.float32))
+        center, width = float(ds.WindowCenter), float(ds.WindowWidth)
+        img = ((arr - (center - 0.5)) / (width - 1) + 0.5).clamp(0, 1)  # full-res float
+        h, w = img.shape
+        scale = INPUT / max(h, w)
+        nh, nw = round(h * scale), round(w * scale)
+        small = torch.nn.functional.interpolate(img[None, None], (nh, nw), mode="bilinear",
+                                                antialias=True)[0, 0]
+        canvas = torch.zeros(INPUT, INPUT)
+        top, left = (INPUT - nh) // 2, (INPUT - nw) // 2
+        canvas[top:top + nh, left:left + nw] = small
+        tensors.append(((canvas.expand(3, -1, -1) - mean) / std, (h, w, top, left, nh, nw)))
+    with torch.no_grad():
+        logits = model(torch.stack([t for t, _ in tensors]))
+    probs = torch.sigmoid(logits[:, 0] / spec.temperature).tolist()
+    for x, (h, w, top, left, nh, nw) in tensors:
+        with GradCAM(model=model, target_layers=[get_layer(model, spec.cam_target_layer)]) as cam:
+            grayscale = cam(input_tensor=x[None], targets=[ClassifierOutputTarget(0)])[0]
+        cv2.resize(grayscale[top:top + nh, left:left + nw], (w, h))
+    return {"total_ms": (time.perf_counter() - t0) * 1e3, "probabilities": probs}
+
+
+def bench_predict() -> dict:
+    from PIL import Image
+
+    root = OUT / "predict_mura"
+    if len(list(root.rglob("*.png"))) != 12:
+        for s in range(3):
+            study = root / "valid" / "XR_WRIST" / f"patient{s + 1:05d}" / "study1_positive"
+            study.mkdir(parents=True, exist_ok=True)
+            for k in range(4):
+                frame = _frame(10 * s + k, 512, 416)
+                Image.fromarray((frame >> 4).astype(np.uint8)).save(study / f"image{k + 1}.png")
+    bundle = build_bundle("bench_lite0_224", "efficientnet_lite0", 224, "stretch")
+    cams = OUT / "predict_cams"
+    # The child reports its own peak RSS (VmHWM of its fresh address space): the parent's
+    # rusage would count the pages it shared at fork time.
+    child = ("import sys\nfrom viewer.cli import main\ncode = main(sys.argv[1:])\n"
+             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+             "print('PEAK_RSS_KB', hwm[0].split()[1] if hwm else 0, file=sys.stderr)\n"
+             "sys.exit(code)")
+    cmd = [sys.executable, "-c", child, "predict", str(root), "--bundle", str(bundle.path),
+           "--cams", str(cams), "--no-progress", "-v"]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"radview predict failed ({res.returncode}):\n{res.stderr}")
+    peak = re.search(r"PEAK_RSS_KB (\d+)", res.stderr)
+    rss = int(peak.group(1)) / 1024 if peak else float("nan")
+    match = re.search(r"scored (\d+) of (\d+) studies \((\d+) images\) in ([\d.]+) s",
+                      res.stderr)
+    images = int(match.group(3))
+    loop = float(match.group(4))
+    return {"images": images, "model": "efficientnet_lite0 @ 224 px, random weights, --cams",
+            "image_size": [512, 416], "wall_s": round(wall, 2),
+            "images_per_s": round(images / wall, 2),
+            "scoring_loop_s": loop, "images_per_s_scoring": round(images / max(loop, 1e-9), 2),
+            "peak_rss_mb": round(rss, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-predict", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from inference.engine import Engine
+
+    folder = build_study()
+    bundle = build_bundle("bench_densenet169_320", "densenet169", INPUT, "letterbox")
+    from inference.bundle import Bundle
+
+    t0 = time.perf_counter()
+    import pytorch_grad_cam  # noqa: F401 - imported lazily by the engine; timed apart
+
+    gradcam_import_ms = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    engine = Engine(Bundle.load(bundle.path), "cpu")  # validation (sha256) counted as cold
+    engine_run(engine, folder)
+    cold_ms = (time.perf_counter() - t0) * 1e3
+    warm = [engine_run(engine, folder) for _ in range(args.repeats)]
+    naive = [naive_run(bundle, folder) for _ in range(args.repeats)]
+    warm_ms = statistics.median(r["total_ms"] for r in warm)
+    naive_ms = statistics.median(r["total_ms"] for r in naive)
+    diff = max(abs(a - b) for a, b in zip(warm[0]["probabilities"], naive[0]["probabilities"],
+                                          strict=True))
+    report = {
+        "device": str(engine.device), "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "study": {"images": 3, "size": [ROWS, COLS], "bits_stored": 12},
+        "model": f"densenet169 @ {INPUT}x{INPUT} letterbox, random weights",
+        "cold_ms": round(cold_ms, 1),
+        "gradcam_import_ms": round(gradcam_import_ms, 1),
+        "warm_ms": round(warm_ms, 1),
+        "warm_open_ms": round(statistics.median(r["open_ms"] for r in warm), 1),
+        "warm_probabilities_ms": round(statistics.median(r["probabilities_ms"] for r in warm), 1),
+        "naive_ms": round(naive_ms, 1),
+        "speedup": round(naive_ms / warm_ms, 2),
+        "max_probability_difference_vs_naive": round(diff, 4),
+        "targets": {"warm_ms_max": 1500, "speedup_min": 2.0,
+                    "met": warm_ms <= 1500 and naive_ms / warm_ms >= 2.0},
+    }
+    if not args.skip_predict:
+        report["predict"] = bench_predict()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

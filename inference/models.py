@@ -1,0 +1,207 @@
+"""The architecture registry: named constructors a bundle manifest may refer to.
+
+Like timm's registry, a name is all a manifest needs; an unknown name fails loudly
+(:class:`UnknownArchitectureError` lists the known ones). Every constructor builds the
+network with random weights (torchvision models with ``weights=None``: nothing is ever
+downloaded) and a classifier head of ``num_classes`` outputs; the weights come from the
+bundle.
+
+====================  ===================================  ====================  ==========
+name                  source                               Grad-CAM layer        parameters
+====================  ===================================  ====================  ==========
+densenet121           torchvision                          features.denseblock4  6.95 M
+densenet169           torchvision                          features.denseblock4  12.49 M
+resnet18              torchvision                          layer4                11.18 M
+resnet50              torchvision                          layer4                23.51 M
+efficientnet_b0       torchvision                          features.8            4.01 M
+mobilenet_v3_large    torchvision                          features.16           4.20 M
+efficientnet_lite0    :mod:`inference.efficientnet_lite`   features.8            3.37 M
+====================  ===================================  ====================  ==========
+
+Parameters are counted with one output class and a 3-channel stem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from inference.efficientnet_lite import EfficientNetLite0
+from inference.errors import LayerNotFoundError, UnknownArchitectureError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One registered architecture.
+
+    Attributes
+    ----------
+    name
+        The name manifests use.
+    build
+        ``build(num_classes) -> nn.Module`` with random weights.
+    cam_layer
+        The usual Grad-CAM target layer (the last convolutional feature map); a manifest
+        names its own, this is the suggestion training writes.
+    head
+        Module path of the final ``nn.Linear`` (replaced by :func:`replace_head`).
+    stem
+        Module path of the first ``nn.Conv2d`` (replaced for 1-channel input).
+    description
+        One line for listings.
+    """
+
+    name: str
+    build: Callable[[int], nn.Module]
+    cam_layer: str
+    head: str
+    stem: str
+    description: str = ""
+
+
+#: Registered architectures by name (see the module table).
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(arch: Architecture) -> Architecture:
+    """Add ``arch`` to :data:`ARCHITECTURES` (a name may be registered once)."""
+    if arch.name in ARCHITECTURES:
+        raise ValueError(f"architecture {arch.name!r} is already registered")
+    ARCHITECTURES[arch.name] = arch
+    return arch
+
+
+def _tv(name: str) -> Callable[[int], nn.Module]:
+    def build(num_classes: int) -> nn.Module:
+        # torchvision is imported on first use (~3 s, not needed for Lite0 bundles), on the
+        # CPU even inside a caller's ``torch.device("meta")`` block, so that nothing it
+        # creates at import time lands on the meta device.
+        with torch.device("cpu"):
+            import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+
+    build.__name__ = f"build_{name}"
+    return build
+
+
+for _name, _cam, _head, _stem, _desc in (
+    ("densenet121", "features.denseblock4", "classifier", "features.conv0",
+     "DenseNet-121 (Huang et al. 2017), torchvision; the MURA baseline"),
+    ("densenet169", "features.denseblock4", "classifier", "features.conv0",
+     "DenseNet-169, torchvision; the MURA paper's model"),
+    ("resnet18", "layer4", "fc", "conv1", "ResNet-18, torchvision"),
+    ("resnet50", "layer4", "fc", "conv1", "ResNet-50, torchvision"),
+    ("efficientnet_b0", "features.8", "classifier.1", "features.0.0",
+     "EfficientNet-B0, torchvision"),
+    ("mobilenet_v3_large", "features.16", "classifier.3", "features.0.0",
+     "MobileNetV3-Large, torchvision"),
+):
+    register_architecture(Architecture(_name, _tv(_name), _cam, _head, _stem, _desc))
+
+register_architecture(Architecture(
+    "efficientnet_lite0", lambda num_classes: EfficientNetLite0(num_classes), "features.8",
+    "classifier.1", "features.0.0",
+    "EfficientNet-Lite0 (no SE, ReLU6), inference.efficientnet_lite"))
+
+
+def architecture(name: str) -> Architecture:
+    """The registered architecture called ``name``.
+
+    Raises
+    ------
+    UnknownArchitectureError
+        Naming the known architectures.
+    """
+    try:
+        return ARCHITECTURES[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise UnknownArchitectureError(
+            f"unknown architecture {name!r} (known: {known})") from None
+
+
+def build_model(arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+    """Build a registered architecture with random weights.
+
+    Parameters
+    ----------
+    arch
+        A name in :data:`ARCHITECTURES`.
+    num_classes
+        Outputs of the classifier head (1 for a binary abnormality model).
+    in_channels
+        3 (grayscale replicated to RGB, the usual case) or 1 (the stem convolution is
+        replaced by a 1-channel one).
+
+    Returns
+    -------
+    torch.nn.Module
+        In training mode, as PyTorch constructs it.
+
+    Raises
+    ------
+    UnknownArchitectureError
+        For a name that is not registered.
+    """
+    spec = architecture(arch)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    model = spec.build(num_classes)
+    if in_channels != 3:
+        _replace_stem(model, spec, in_channels)
+    return model
+
+
+def replace_head(model: nn.Module, arch: str, num_classes: int) -> nn.Module:
+    """Replace the final linear layer of ``model`` (e.g. ImageNet's 1000 classes) by a new
+    randomly initialised one with ``num_classes`` outputs; returns ``model``."""
+    spec = architecture(arch)
+    parent_path, _, leaf = spec.head.rpartition(".")
+    parent = get_layer(model, parent_path) if parent_path else model
+    old = get_layer(model, spec.head)
+    if not isinstance(old, nn.Linear):
+        raise TypeError(f"{arch}: {spec.head} is {type(old).__name__}, expected Linear")
+    setattr(parent, leaf, nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
+    return model
+
+
+def _replace_stem(model: nn.Module, spec: Architecture, in_channels: int) -> None:
+    """Give the stem convolution ``in_channels`` inputs (fresh random weights), keeping
+    its class and settings (e.g. :class:`~inference.efficientnet_lite.SameConv2d`)."""
+    conv = get_layer(model, spec.stem)
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"{spec.name}: {spec.stem} is {type(conv).__name__}, expected Conv2d")
+    weight = conv.weight.new_empty((conv.out_channels, in_channels // conv.groups,
+                                    *conv.kernel_size))
+    nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+    conv.in_channels = in_channels
+    conv.weight = nn.Parameter(weight)
+
+
+def get_layer(model: nn.Module, path: str) -> nn.Module:
+    """Resolve a module path such as ``"features.denseblock4"`` or ``"features.7"``.
+
+    Raises
+    ------
+    LayerNotFoundError
+        Naming the first missing component and the children available at that point.
+    """
+    module = model
+    if not path:
+        return module
+    done: list[str] = []
+    for part in path.split("."):
+        children = dict(module.named_children())
+        if part not in children:
+            where = ".".join(done) or "the model"
+            names = ", ".join(list(children)[:20]) or "none"
+            raise LayerNotFoundError(
+                f"layer {path!r} not found in {type(model).__name__}: {where} has no "
+                f"{part!r} (its children: {names})")
+        module = children[part]
+        done.append(part)
+    return module
