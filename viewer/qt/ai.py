@@ -101,10 +101,12 @@ class AiController(QObject):
         self._generation = 0
         self._current: Worker | None = None
         self.running = False
+        self.discovering = False
 
     # -- bundles ------------------------------------------------------------------------
     def discover(self, prefer: str | None = None) -> None:
         """Find bundles in the background; select ``prefer`` (a path) or the first valid."""
+        self.discovering = True
         worker = Worker(_discover_job, self.extra)
         worker.signals.returned.connect(lambda found: self._on_discovered(found, prefer))
         worker.signals.errored.connect(lambda e: self._on_discovered([], prefer, str(e)))
@@ -112,6 +114,7 @@ class AiController(QObject):
 
     def _on_discovered(self, found: list[BundleChoice], prefer: str | None,
                        error: str | None = None) -> None:
+        self.discovering = False
         self.bundles = found
         self.bundles_changed.emit(found)
         valid = [b for b in found if b.error is None]

@@ -6,6 +6,7 @@ import ctypes.util
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -70,6 +71,11 @@ def run_gui(open_paths: list[str], theme: str | None = None,
     if theme:
         window.set_theme(theme)
     window.show()
+    if os.environ.get("RADVIEW_STARTUP_PROBE"):  # bench/startup.py: when the window is up
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: print(f"RADVIEW_STARTUP_PROBE shown_at={time.time():.4f}",
+                                           file=sys.stderr, flush=True))
     if quit_after_ms is not None:
         from PySide6.QtCore import QTimer
 
@@ -83,11 +89,16 @@ def run_gui(open_paths: list[str], theme: str | None = None,
             QTimer.singleShot(quit_after_ms, finish)
 
         def on_study_loaded(_study=None) -> None:
-            # When the AI will run on this study, wait for its result (or failure).
-            if window.act_auto_ai.isChecked() and window.ai.available:
-                window.ai_finished.connect(on_loaded)
-            else:
+            # When the AI will run on this study, wait for its result (or failure); while
+            # bundles are still being looked for, also stop if none turns up.
+            if not window.act_auto_ai.isChecked() or not (window.ai.available
+                                                          or window.ai.discovering):
                 on_loaded()
+                return
+            window.ai_finished.connect(on_loaded)
+            if not window.ai.available:
+                window.ai.bundle_changed.connect(
+                    lambda choice: on_loaded() if choice is None else None)
 
         if open_paths:
             window.study_loaded.connect(on_study_loaded)

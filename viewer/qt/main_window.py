@@ -835,6 +835,11 @@ class MainWindow(QMainWindow):
             if act.isCheckable():
                 act.setChecked(choice is not None and act.data() == str(choice.path))
         self.act_analyze.setEnabled(choice is not None)
+        # A study that finished loading while bundles were still being looked for.
+        if (choice is not None and self.study is not None and self._pending == 0
+                and self.ai_result is None and not self.ai.running
+                and self.act_auto_ai.isChecked() and self.grid.views):
+            self.start_analysis()
 
     def model_inputs(self) -> list[tuple]:
         """One input per drawn view, ``(key, pixels, tag_part, path_part)``: the image in
