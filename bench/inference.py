@@ -46,55 +46,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out"
-ROWS, COLS = 2500, 2048
 INPUT = 320
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # bundle_factory
+sys.path.insert(0, str(REPO / "bench"))  # synthetic
 
-
-def _frame(seed: int, rows: int = ROWS, cols: int = COLS) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    body = np.exp(-(((x - cols / 2) / (cols / 4)) ** 2 + ((y - rows / 2) / (rows / 3)) ** 2))
-    bone = (np.abs(x - cols / 2 - 100 * np.sin(y / 300)) < cols / 17).astype(np.float32)
-    img = 300 + 2500 * body + 1000 * bone + rng.normal(0, 40, (rows, cols))
-    return np.clip(img, 0, 4095).astype(np.uint16)
+from synthetic import COLS, ROWS, radiograph_frame, write_study  # noqa: E402
 
 
 def build_study() -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        DigitalXRayImageStorageForPresentation,
-        ExplicitVRLittleEndian,
-        generate_uid,
-    )
-
-    folder = OUT / "inference_study"
-    if len(list(folder.glob("*.dcm"))) == 3:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    study = generate_uid()
-    for i in range(3):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.PatientName, ds.PatientID = "BENCH^AI", "BENCH-AI"
-        ds.StudyInstanceUID = study
-        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[study, "series"])
-        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DX", 1, i + 1
-        ds.BodyPartExamined = "WRIST"
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.Rows, ds.Columns = ROWS, COLS
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.WindowCenter, ds.WindowWidth = "2048", "4096"
-        ds.PixelData = _frame(i).tobytes()
-        ds.save_as(folder / f"IM{i + 1:04d}.dcm", enforce_file_format=True)
-    return folder
+    return write_study(OUT / "inference_study", 3, body_part="WRIST")
 
 
 def build_bundle(name: str, arch: str, size: int, resize: str):
@@ -194,7 +155,7 @@ def bench_predict() -> dict:
             study = root / "valid" / "XR_WRIST" / f"patient{s + 1:05d}" / "study1_positive"
             study.mkdir(parents=True, exist_ok=True)
             for k in range(4):
-                frame = _frame(10 * s + k, 512, 416)
+                frame = radiograph_frame(10 * s + k, 512, 416)
                 Image.fromarray((frame >> 4).astype(np.uint8)).save(study / f"image{k + 1}.png")
     bundle = build_bundle("bench_lite0_224", "efficientnet_lite0", 224, "stretch")
     cams = OUT / "predict_cams"

@@ -28,60 +28,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from synthetic import COLS, ROWS, write_study
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-ROWS, COLS = 2500, 2048
-
-
-def _frame(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:ROWS, 0:COLS].astype(np.float32)
-    body = np.exp(-(((x - COLS / 2) / (COLS / 4)) ** 2 + ((y - ROWS / 2) / (ROWS / 3)) ** 2))
-    bone = (np.abs(x - COLS / 2 - 100 * np.sin(y / 300)) < 120).astype(np.float32)
-    img = 300 + 2500 * body + 1000 * bone + rng.normal(0, 40, (ROWS, COLS))
-    return np.clip(img, 0, 4095).astype(np.uint16)
 
 
 def build(kind: str) -> Path:
     """Write the study once; ``kind`` is "uncompressed" or "j2k"."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        DigitalXRayImageStorageForPresentation,
-        ExplicitVRLittleEndian,
-        JPEG2000Lossless,
-        generate_uid,
-    )
+    from pydicom.uid import JPEG2000Lossless
 
-    folder = OUT / f"study_{kind}"
-    if folder.exists() and len(list(folder.glob("*.dcm"))) == 4:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    study = generate_uid()
-    for i in range(4):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.PatientName, ds.PatientID = "BENCH^STUDY", "BENCH"
-        ds.StudyInstanceUID = study
-        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[study, "series"])
-        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DX", 1, i + 1
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.Rows, ds.Columns = ROWS, COLS
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.WindowCenter, ds.WindowWidth = "2048", "4096"
-        ds.RescaleSlope, ds.RescaleIntercept = "1", "0"
-        ds.PixelData = _frame(i).tobytes()
-        if kind == "j2k":
-            ds.compress(JPEG2000Lossless)
-        ds.save_as(folder / f"im{i + 1}.dcm", enforce_file_format=True)
-    return folder
+    return write_study(OUT / f"study_{kind}", 4, body_part="HAND",
+                       compress=JPEG2000Lossless if kind == "j2k" else None)
 
 
 _CHILD_GUI = r"""

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from dicom_factory import make_dicom
+from pydicom.uid import generate_uid
 
 pytest.importorskip("pytestqt")
 
@@ -33,27 +33,12 @@ def write_gradient(path: Path, instance: int, *, rows=128, cols=160, corner=Fals
     if corner:
         arr[: rows // 4, : cols // 4] = 4095
         arr[: rows // 4, cols // 4: cols // 2] = 0
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID = "TEST^GUI", "GUI-1"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[study_uid, "series"])
-    ds.StudyDate, ds.StudyDescription, ds.Modality = "20240102", "GUI TEST", "DX"
-    ds.SeriesNumber, ds.InstanceNumber = 1, instance
-    ds.BodyPartExamined = "HAND"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = rows, cols
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.WindowCenter, ds.WindowWidth = "2048", "4096"
-    ds.PixelData = arr.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return make_dicom(path, rows=rows, cols=cols, bits_stored=12, pixels=arr,
+                      patient_name="TEST^GUI", patient_id="GUI-1", study_uid=study_uid,
+                      series_uid=generate_uid(entropy_srcs=[study_uid, "series"]),
+                      sop_uid=generate_uid(), instance_number=instance, modality="DX",
+                      study_date="20240102", study_description="GUI TEST", body_part="HAND",
+                      windows=[(2048, 4096)])
 
 
 @pytest.fixture

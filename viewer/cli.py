@@ -18,7 +18,7 @@ import sys
 
 from viewer import __version__, paths
 
-SUBCOMMANDS = ("info", "render", "predict")
+SUBCOMMANDS = ("info", "render", "predict", "train", "evaluate")
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -46,10 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     # pydicom's own warnings quote element values (names, IDs, dates): keep them out of logs.
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     if argv and argv[0] in SUBCOMMANDS:
+        from inference import cli_train
         from viewer import cli_info, cli_predict
 
         handler = {"info": cli_info.info_main, "render": cli_info.render_main,
-                   "predict": cli_predict.predict_main}[argv[0]]
+                   "predict": cli_predict.predict_main, "train": cli_train.train_main,
+                   "evaluate": cli_train.evaluate_main}[argv[0]]
         return handler(argv[1:])
     args = _gui_parser().parse_args(argv)
     if args.verbose:

@@ -9,28 +9,22 @@ result that arrives for a superseded request is dropped by its generation number
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from viewer.qt.worker import Job, Worker, WorkerPool
 
+if TYPE_CHECKING:  # inference imports torch: only in the worker thread at run time
+    from inference.bundle import BundleInfo
+
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class BundleChoice:
-    """A bundle the user can pick (from discovery or a folder given by hand)."""
-
-    name: str
-    version: str
-    path: Path
-    error: str | None = None
-
-    @property
-    def title(self) -> str:
-        return f"{self.name} {self.version}".strip()
+def bundle_title(info: BundleInfo) -> str:
+    """"name version" of a discovered bundle."""
+    return f"{info.name} {info.version}".strip()
 
 
 class _EngineHolder:
@@ -51,11 +45,10 @@ class _EngineHolder:
         return self.engine
 
 
-def _discover_job(job: Job, extra: list[str]) -> list[BundleChoice]:
+def _discover_job(job: Job, extra: list[str]) -> list[BundleInfo]:
     from inference.bundle import discover_bundles
 
-    return [BundleChoice(b.name, b.version, Path(b.path), b.error)
-            for b in discover_bundles([Path(p) for p in extra])]
+    return discover_bundles([Path(p) for p in extra])
 
 
 def _analyze_job(job: Job, holder: _EngineHolder, bundle_path: Path, device: str,
@@ -81,8 +74,8 @@ def _analyze_job(job: Job, holder: _EngineHolder, bundle_path: Path, device: str
 class AiController(QObject):
     """Owns the AI worker. Signals are delivered on the GUI thread."""
 
-    bundles_changed = Signal(list)  # list[BundleChoice]
-    bundle_changed = Signal(object)  # BundleChoice or None
+    bundles_changed = Signal(list)  # list[BundleInfo]
+    bundle_changed = Signal(object)  # BundleInfo or None
     started = Signal(object)  # the request token
     progress = Signal(int, int, str)
     result_ready = Signal(object, object)  # token, StudyResult
@@ -94,8 +87,8 @@ class AiController(QObject):
         self.pool = WorkerPool(self, threads=1)
         self.device = device
         self.extra = list(extra_bundles or [])
-        self.bundles: list[BundleChoice] = []
-        self.bundle: BundleChoice | None = None
+        self.bundles: list[BundleInfo] = []
+        self.bundle: BundleInfo | None = None
         self.off_reason = "looking for model bundles…"
         self._holder = _EngineHolder()
         self._generation = 0
@@ -112,7 +105,7 @@ class AiController(QObject):
         worker.signals.errored.connect(lambda e: self._on_discovered([], prefer, str(e)))
         self.pool.start(worker)
 
-    def _on_discovered(self, found: list[BundleChoice], prefer: str | None,
+    def _on_discovered(self, found: list[BundleInfo], prefer: str | None,
                        error: str | None = None) -> None:
         self.discovering = False
         self.bundles = found
@@ -132,9 +125,9 @@ class AiController(QObject):
                                    "data folder, or --bundle DIR)")
         self.set_bundle(choice)
 
-    def set_bundle(self, choice: BundleChoice | None) -> None:
+    def set_bundle(self, choice: BundleInfo | None) -> None:
         if choice is not None and choice.error:
-            self.off_reason = f"{choice.title}: {choice.error}"
+            self.off_reason = f"{bundle_title(choice)}: {choice.error}"
             choice = None
         self.cancel()
         self.bundle = choice

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal
@@ -31,7 +32,7 @@ from viewer import __version__, loader, pixels
 from viewer.analysis import input_fields
 from viewer.display import DisplayPipeline
 from viewer.model import ImageRef, LoadResult, Patient, Study, Window
-from viewer.qt.ai import AiController, BundleChoice
+from viewer.qt.ai import AiController, bundle_title
 from viewer.qt.browser import THUMB, StudyBrowser, study_title
 from viewer.qt.grid import LAYOUTS, ViewGrid
 from viewer.qt.image_view import CursorInfo, ImageView
@@ -39,6 +40,9 @@ from viewer.qt.results import ResultsPanel
 from viewer.qt.tags import TagBrowser
 from viewer.qt.theme import THEMES, apply_theme
 from viewer.qt.worker import Job, Worker, WorkerPool
+
+if TYPE_CHECKING:  # inference imports torch: only the AI worker thread imports it
+    from inference.bundle import BundleInfo
 
 log = logging.getLogger(__name__)
 
@@ -793,11 +797,12 @@ class MainWindow(QMainWindow):
         r.opacity_changed.connect(lambda _v: self._apply_overlay_style())
         r.cmap_changed.connect(lambda _c: self._apply_overlay_style())
 
-    def _rebuild_bundle_menu(self, bundles: list[BundleChoice]) -> None:
+    def _rebuild_bundle_menu(self, bundles: list[BundleInfo]) -> None:
         self.bundle_menu.clear()
         group = QActionGroup(self.bundle_menu)
         for b in bundles:
-            act = QAction(b.title if b.error is None else f"{b.title} (unusable)", self,
+            title = bundle_title(b)
+            act = QAction(title if b.error is None else f"{title} (unusable)", self,
                           checkable=True)
             act.setData(str(b.path))
             act.setToolTip(str(b.path) if b.error is None else f"{b.path}: {b.error}")
@@ -810,7 +815,7 @@ class MainWindow(QMainWindow):
             self.bundle_menu.addSeparator()
         self.bundle_menu.addAction(self.act_open_bundle)
 
-    def _choose_bundle(self, choice: BundleChoice) -> None:
+    def _choose_bundle(self, choice: BundleInfo) -> None:
         self.ai.set_bundle(choice)
         if self.study is not None and self._pending == 0:
             self.start_analysis()
@@ -821,14 +826,14 @@ class MainWindow(QMainWindow):
             self.ai.extra.append(folder)
             self.ai.discover(prefer=folder)
 
-    def _on_bundle_changed(self, choice: BundleChoice | None) -> None:
+    def _on_bundle_changed(self, choice: BundleInfo | None) -> None:
         if choice is None:
             text = f"AI off: {self.ai.off_reason}"
             self.ai_label.setText("AI off")
             self.ai_label.setToolTip(text)
         else:
-            text = f"Model bundle: {choice.title}"
-            self.ai_label.setText(f"AI: {choice.title}")
+            text = f"Model bundle: {bundle_title(choice)}"
+            self.ai_label.setText(f"AI: {bundle_title(choice)}")
             self.ai_label.setToolTip(str(choice.path))
         self.results.set_bundle_text(text, choice is not None)
         for act in self.bundle_menu.actions():
