@@ -27,10 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so that bundle discovery
+    import torch  # (which needs InputSpec) stays light
 
 #: Resize modes a bundle may name.
 RESIZE_MODES = ("stretch", "letterbox")
@@ -150,6 +153,8 @@ def resize_uint8(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def to_tensor(small: np.ndarray, spec: InputSpec) -> torch.Tensor:
     """Step 3: ``uint8`` (N, h, w) → normalized float32 (N, channels, h, w), one pass."""
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(small)).unsqueeze(1)  # (N, 1, h, w) uint8
     c = spec.channels
     mean = torch.tensor(spec.mean * (c if len(spec.mean) == 1 else 1), dtype=torch.float32)
@@ -223,6 +228,8 @@ def cam_to_image(cam: np.ndarray, spec: InputSpec, image_shape: tuple[int, int])
         # The usual case (CAM at the model's size): crop, then one bilinear resize with
         # pixel centres aligned (align_corners=False), ~10x faster than Pillow's "F" mode.
         x0, y0, x1, y1 = (round(v) for v in box)
+        import torch
+
         crop = torch.from_numpy(np.ascontiguousarray(cam[y0:y1, x0:x1]))[None, None]
         out = torch.nn.functional.interpolate(crop, size=(rows, cols), mode="bilinear",
                                               align_corners=False)[0, 0].numpy()

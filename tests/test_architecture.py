@@ -7,6 +7,7 @@ unimportable — an import of Qt anywhere in them fails the test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,18 @@ def test_import_linter_contracts_hold():
         pytest.fail("lint-imports is not installed: install the [test] extra")
     out = subprocess.run([exe], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("code", [
+    # The GUI's modules: torch would add seconds and hundreds of MB to start-up.
+    "import viewer.qt.main_window",
+    # Bundle discovery runs while the first study decodes: it must stay light.
+    "from inference.bundle import discover_bundles; discover_bundles()",
+])
+def test_startup_paths_do_not_import_torch(code):
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\n"
+                          "print('torch' in sys.modules)"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
