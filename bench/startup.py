@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/startup.py [--runs 3] [--targets source,build]
+    python bench/startup.py [--runs 3] [--targets source,build] [--cold]
 
 For each target that exists — ``source``: ``.venv/bin/radview``; ``build``:
 ``dist/radview/radview`` (packaging/build.sh) — starts the real GUI offscreen on the bundled
@@ -14,7 +14,14 @@ time once the main window has been shown and the event loop runs. Reports, as JS
   and every run);
 - ``exit_s``: to the process's exit with ``--quit-after 0`` (study loaded, window closed);
 - ``info_s``: ``radview info`` on the sample study (command-line start-up, no Qt window);
-- ``size_mb`` of the build folder and its ``build-info.json``.
+- ``size_mib`` of the build folder and its ``build-info.json``;
+- ``warmup_run``: the discarded first run.
+
+``--cold`` instead drops the target's files (the build folder; for source the virtual
+environment, the base interpreter's library and the checkout) from the page cache before
+every run (``posix_fadvise(DONTNEED)``: only those files, nothing else on the machine), to
+approximate a first start after installing or rebooting. Pages that other running
+processes have mapped stay cached, so this is a lower bound of a truly cold start.
 
 Settings and logs go to a temporary folder, never the user's.
 """
@@ -36,6 +43,28 @@ TARGETS = {"source": ROOT / ".venv" / "bin" / "radview",
            "build": ROOT / "dist" / "radview" / "radview"}
 SAMPLE = ROOT / "resources" / "samples" / "upper_limb_dicom"
 PROBE = "RADVIEW_STARTUP_PROBE shown_at="
+
+
+def _evict(roots: list[Path]) -> None:
+    for root in roots:
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
+def _cache_roots(name: str, exe: Path) -> list[Path]:
+    if name == "build":
+        return [exe.parent]
+    base = Path(sys.base_prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    return [ROOT / ".venv", base, ROOT / "viewer", ROOT / "inference"]
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -71,26 +100,35 @@ def info_run(exe: Path, env: dict[str, str], timeout: float) -> float:
     return round(time.time() - start, 3)
 
 
-def measure(exe: Path, runs: int, timeout: float) -> dict:
+def measure(exe: Path, runs: int, timeout: float, evict: list[Path] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="radview-startup-") as tmp:
         env = _env(Path(tmp))
-        gui_run(exe, env, timeout)  # warm-up: disk cache, font cache, first settings file
-        gui = [gui_run(exe, env, timeout) for _ in range(runs)]
-        info = [info_run(exe, env, timeout) for _ in range(runs)]
+        first = gui_run(exe, env, timeout)  # warm-up: disk cache, fonts, first settings file
+        gui, info = [], []
+        for _ in range(runs):
+            if evict:
+                _evict(evict)
+            gui.append(gui_run(exe, env, timeout))
+        for _ in range(runs):
+            if evict:
+                _evict(evict)
+            info.append(info_run(exe, env, timeout))
     return {
         "exe": str(exe.relative_to(ROOT)),
+        "cold": bool(evict),
         "window_s": statistics.median(r["window_s"] for r in gui),
         "exit_s": statistics.median(r["exit_s"] for r in gui),
         "info_s": statistics.median(info),
         "runs": gui,
         "info_runs": info,
+        "warmup_run": first,
     }
 
 
 def _build_facts() -> dict:
     folder = TARGETS["build"].parent
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
-    facts: dict = {"size_mb": round(size / 1e6)}
+    facts: dict = {"size_mib": round(size / 2**20)}
     info = folder / "build-info.json"
     if info.is_file():
         facts["build_info"] = json.loads(info.read_text())
@@ -102,6 +140,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--targets", default="source,build")
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the target's files from the page cache before each run")
     args = ap.parse_args()
     report: dict = {"runs": args.runs, "cpu_count": os.cpu_count(), "results": {}}
     for name in args.targets.split(","):
@@ -109,7 +149,8 @@ def main() -> int:
         if not exe.exists():
             report["results"][name] = {"skipped": f"{exe.relative_to(ROOT)} does not exist"}
             continue
-        report["results"][name] = measure(exe, args.runs, args.timeout)
+        evict = _cache_roots(name, exe) if args.cold else None
+        report["results"][name] = measure(exe, args.runs, args.timeout, evict)
         if name == "build":
             report["results"][name].update(_build_facts())
     print(json.dumps(report, indent=2))

@@ -17,8 +17,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path_factory, monkeypatch):
-    """Every test gets its own settings folder: never the user's real settings."""
+    """Every test gets its own settings, log and data folders: never the user's real ones."""
     monkeypatch.setenv("RADVIEW_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.setenv("RADVIEW_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 REPO = Path(__file__).resolve().parent.parent

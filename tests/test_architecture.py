@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 QT_FREE = ["inference", "viewer.model", "viewer.loader", "viewer.pixels", "viewer.display",
            "viewer.viewstate", "viewer.paths", "viewer.cli_info", "viewer.cli", "viewer.overlay",
-           "viewer.analysis", "viewer.cli_predict", "inference.bundle", "inference.engine",
-           "inference.models", "inference.routing", "inference.gradcam", "inference.preprocess"]
+           "viewer.analysis", "viewer.cli_predict", "viewer.logs", "inference.bundle",
+           "inference.engine", "inference.models", "inference.routing", "inference.gradcam",
+           "inference.preprocess"]
 
 _BLOCK_QT = """
 import importlib, importlib.abc, sys

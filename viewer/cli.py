@@ -8,6 +8,7 @@
     radview render FILE -o OUT.png [--wl=CENTER,WIDTH] [--invert]
     radview predict PATH ... [--bundle DIR] [--device auto|cpu|cuda] [--cams DIR]
                     [--format json|csv]
+    radview report PATH ... -o REPORT.pdf [--bundle DIR | --no-ai] [--deidentify]
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import logging
 import sys
 
 from viewer import __version__, paths
+from viewer.logs import setup_logging
 
-SUBCOMMANDS = ("info", "render", "predict", "train", "evaluate")
+SUBCOMMANDS = ("info", "render", "predict", "train", "evaluate", "report")
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -42,20 +44,19 @@ def _gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose="-v" in argv or "--verbose" in argv)
     # pydicom's own warnings quote element values (names, IDs, dates): keep them out of logs.
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     if argv and argv[0] in SUBCOMMANDS:
         from inference import cli_train
-        from viewer import cli_info, cli_predict
+        from viewer import cli_info, cli_predict, cli_report
 
         handler = {"info": cli_info.info_main, "render": cli_info.render_main,
                    "predict": cli_predict.predict_main, "train": cli_train.train_main,
-                   "evaluate": cli_train.evaluate_main}[argv[0]]
+                   "evaluate": cli_train.evaluate_main, "report": cli_report.report_main,
+                   }[argv[0]]
         return handler(argv[1:])
     args = _gui_parser().parse_args(argv)
-    if args.verbose:
-        logging.getLogger().setLevel(logging.DEBUG)
     targets = list(args.paths)
     if args.demo or not targets:
         targets = [str(paths.sample_study())]

@@ -75,6 +75,7 @@ from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 
 from inference.bodyparts import normalize_body_part
+from viewer.logs import register_identifiers
 from viewer.model import (
     FileError,
     ImageRef,
@@ -523,6 +524,9 @@ def _group_dicom(ds: Dataset, ref: ImageRef, hints: PathHints) -> _Found:
         sex=text(ds, "PatientSex"),
         birth_date=text(ds, "PatientBirthDate"),
     )
+    # Keep these out of the log file and stderr, should any message ever quote them.
+    register_identifiers([patient.name, patient.id, patient.birth_date,
+                          text(ds, "AccessionNumber"), text(ds, "OtherPatientIDs")])
     study = Study(
         uid=study_uid,
         date=text(ds, "StudyDate"),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from viewer import __version__, paths
@@ -67,6 +68,11 @@ def run_gui(open_paths: list[str], theme: str | None = None,
     app.setApplicationName("radview")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("radview")
+    app.setDesktopFileName("radview")
+    icon = QIcon()
+    for f in paths.icon_files():
+        icon.addFile(str(f))
+    app.setWindowIcon(icon)
     window = MainWindow(make_settings(), bundle=bundle, device=device)
     if theme:
         window.set_theme(theme)
