@@ -163,6 +163,8 @@ class MainWindow(QMainWindow):
         a = self._action
         self.act_open = a("&Open files…", self._on_open_files, QKeySequence.StandardKey.Open)
         self.act_open_dir = a("Open &folder…", self._on_open_folder, "Ctrl+Shift+O")
+        self.act_export_report = a("&Export report…", self._on_export_report, "Ctrl+Shift+E",
+                                   tip="Write a PDF report of the open study")
         self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_invert = a("&Invert", self._on_invert_toggled, "I", checkable=True)
         self.act_fit = a("&Fit to view", self._on_fit, "F")
@@ -256,6 +258,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&File")
         m.addAction(self.act_open)
         m.addAction(self.act_open_dir)
+        m.addAction(self.act_export_report)
         self.recent_menu = m.addMenu("Open &recent")
         m.addSeparator()
         m.addAction(self.act_quit)
@@ -488,6 +491,7 @@ class MainWindow(QMainWindow):
             v.window_dragged.connect(self._on_view_dragged)
         self.grid.set_views(views)
         self.results.clear([v.ref.name for v in views])
+        self.results.reset_review()
         self._apply_overlay_style()
         self.setWindowTitle(f"radview — {study_title(study)}")
         todo = [v.ref for v in views if v.ref.ok]
@@ -944,6 +948,32 @@ class MainWindow(QMainWindow):
         for v in self.grid.views:
             v.set_overlay_style(cmap=cmap, opacity=opacity,
                                 global_on=self.act_heatmaps.isChecked())
+
+    # == report =========================================================================
+    def _on_export_report(self) -> None:
+        if self.study is None:
+            self.show_error("Open a study before exporting a report")
+            return
+        if self._pending:
+            self.statusBar().showMessage("Still decoding; export the report when the study "
+                                         "is open", 5000)
+            return
+        from viewer.qt.report_pdf import ExportDialog
+
+        dlg = ExportDialog(self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+        self.report_dialog = dlg
+
+    def export_report(self, path: str | Path, deidentify: bool = False) -> Path:
+        """Write the open study's PDF report to ``path`` (see :mod:`viewer.qt.report_pdf`).
+
+        Raises :class:`viewer.report.ReportError` when it cannot be written (nothing is
+        left behind; an existing file is untouched).
+        """
+        from viewer.qt.report_pdf import export_window_report
+
+        return export_window_report(self, path, deidentify=deidentify)
 
     # == helpers for tests and scripting =================================================
     def wait_idle(self, timeout_ms: int = 30000) -> bool:

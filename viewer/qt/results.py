@@ -1,17 +1,22 @@
 """The AI results panel: study score, label, threshold, body part and its source, each
-view's probability, part override, and the heatmap controls."""
+view's probability, part override, the heatmap controls, and the reviewer's impression and
+agreement with the AI (for the exported report)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
+    QRadioButton,
     QSlider,
     QTableWidget,
     QTableWidgetItem,
@@ -21,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from inference.bodyparts import MURA_PARTS
 from viewer.overlay import COLORMAPS
+from viewer.report import AGREE, AGREEMENTS, DISAGREE, NOT_REVIEWED
 
 SOURCE_TEXT = {
     "tag": "DICOM tag",
@@ -109,6 +115,8 @@ class ResultsPanel(QWidget):
         orow.addWidget(self.opacity_slider)
         lay.addLayout(orow)
 
+        lay.addWidget(self._build_review())
+
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         lay.addWidget(self.status_label)
@@ -116,6 +124,54 @@ class ResultsPanel(QWidget):
         note.setWordWrap(True)
         lay.addWidget(note)
         self._filling = False
+
+    def _build_review(self) -> QGroupBox:
+        """The "Reviewer" box: impression and agreement, both go into the report."""
+        box = QGroupBox("Reviewer")
+        lay = QVBoxLayout(box)
+        self.impression_edit = QPlainTextEdit()
+        self.impression_edit.setPlaceholderText("Impression (goes into the exported report)")
+        self.impression_edit.setFixedHeight(self.fontMetrics().lineSpacing() * 5)
+        lay.addWidget(self.impression_edit)
+        row = QHBoxLayout()
+        self.agreement_group = QButtonGroup(self)
+        self.agreement_buttons: dict[str, QRadioButton] = {}
+        for value, text in ((AGREE, "Agree"), (DISAGREE, "Disagree"),
+                            (NOT_REVIEWED, "Not reviewed")):
+            button = QRadioButton(text)
+            button.setToolTip(f"Reviewer's assessment of the AI result: {text.lower()}")
+            self.agreement_group.addButton(button)
+            self.agreement_buttons[value] = button
+            row.addWidget(button)
+        self.agreement_buttons[NOT_REVIEWED].setChecked(True)
+        lay.addLayout(row)
+        return box
+
+    @property
+    def impression(self) -> str:
+        """The reviewer's impression (free text)."""
+        return self.impression_edit.toPlainText()
+
+    @impression.setter
+    def impression(self, text: str) -> None:
+        self.impression_edit.setPlainText(text)
+
+    @property
+    def agreement(self) -> str:
+        """``"agree"``, ``"disagree"`` or ``"not reviewed"`` (:data:`viewer.report.AGREEMENTS`)."""
+        return next((v for v, b in self.agreement_buttons.items() if b.isChecked()),
+                    NOT_REVIEWED)
+
+    @agreement.setter
+    def agreement(self, value: str) -> None:
+        if value not in AGREEMENTS:
+            raise ValueError(f"agreement must be one of {', '.join(AGREEMENTS)}, got {value!r}")
+        self.agreement_buttons[value].setChecked(True)
+
+    def reset_review(self) -> None:
+        """Empty impression, "not reviewed" (a new study)."""
+        self.impression_edit.clear()
+        self.agreement_buttons[NOT_REVIEWED].setChecked(True)
 
     # -- updates ------------------------------------------------------------------------
     def set_bundle_text(self, text: str, ok: bool) -> None:
