@@ -1,0 +1,120 @@
+"""How often the Grad-CAM peak falls inside a FracAtlas fracture box (validation images).
+
+Usage::
+
+    python bench/cam_localization.py --bundle resources/models/fracatlas-lite0 \
+        [--data ../shared/datasets/fracatlas] [--parts upper] [--seed 0]
+
+For every fractured validation image (the same split ``radview train`` used: FracAtlas
+id blocks, the seed and validation fraction recorded in the bundle) that has boxes in
+``fracture_boxes.csv``, the image goes through the viewer's path (default display of an
+8-bit image, the engine with the bundle's routing and Grad-CAM), and the CAM's maximum
+is tested against the boxes (normalized coordinates). Prints JSON: the hit rate with a
+bootstrap 95% interval, and the rate a uniformly random point would get (the boxes'
+mean area share) for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from inference.bundle import Bundle  # noqa: E402
+from inference.data import load_samples, parse_parts, split_samples  # noqa: E402
+from inference.engine import Engine, ImageInput  # noqa: E402
+
+
+def _boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    out: dict[str, list] = defaultdict(list)
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            out[row["image_id"]].append(
+                tuple(float(row[k]) for k in ("x0", "y0", "x1", "y1")))
+    return out
+
+
+def _split_settings(bundle: Bundle) -> tuple[int, float]:
+    """Seed and validation fraction the bundle was trained with (defaults 0, 0.2)."""
+    raw = json.loads((bundle.path / "manifest.json").read_text(encoding="utf-8"))
+    found: dict = {}
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("seed", "val_fraction") and isinstance(v, (int, float)):
+                    found.setdefault(k, v)
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(raw)
+    return int(found.get("seed", 0)), float(found.get("val_fraction", 0.2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", required=True)
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "datasets" / "fracatlas"))
+    ap.add_argument("--parts", default="upper")
+    ap.add_argument("--limit", type=int, default=0, help="at most N images (0: all)")
+    args = ap.parse_args()
+
+    bundle = Bundle.load(args.bundle)
+    seed, val_fraction = _split_settings(bundle)
+    data = load_samples(args.data, "fracatlas")
+    splits = split_samples(data.samples, val_fraction=val_fraction, seed=seed)
+    parts = parse_parts(args.parts)
+    boxes = _boxes(Path(args.data) / "fracture_boxes.csv")
+    chosen = [s for s in splits.valid if s.abnormal == 1 and s.path.name in boxes
+              and (parts is None or s.part in parts)]
+    if args.limit:
+        chosen = chosen[: args.limit]
+    engine = Engine(bundle, device="cpu")
+    hits, chance, skipped = [], [], 0
+    t0 = time.perf_counter()
+    for s in chosen:
+        gray = np.asarray(Image.open(s.path).convert("L"))
+        # The viewer shows an 8-bit image "as saved": that is the model input too.
+        result = engine.analyze([ImageInput(key=str(s.path), pixels=gray)],
+                                override_part=s.part if s.part != "ARM" else None)
+        cam = result.images[0].cam
+        if not result.supported or cam is None:
+            skipped += 1
+            continue
+        y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+        fx, fy = (x + 0.5) / cam.shape[1], (y + 0.5) / cam.shape[0]
+        bs = boxes[s.path.name]
+        hits.append(any(x0 <= fx <= x1 and y0 <= fy <= y1 for x0, y0, x1, y1 in bs))
+        union = np.zeros((100, 100), bool)
+        for x0, y0, x1, y1 in bs:
+            union[int(y0 * 100):int(np.ceil(y1 * 100)), int(x0 * 100):int(np.ceil(x1 * 100))] = 1
+        chance.append(float(union.mean()))
+    h = np.array(hits, float)
+    rng = np.random.default_rng(0)
+    boot = [rng.choice(h, h.size).mean() for _ in range(1000)] if h.size else [np.nan]
+    print(json.dumps({
+        "bundle": f"{bundle.manifest.name} {bundle.manifest.version}",
+        "split": {"seed": seed, "val_fraction": val_fraction, "parts": args.parts},
+        "images": int(h.size), "skipped_not_supported": skipped,
+        "peak_in_box_rate": round(float(h.mean()), 3) if h.size else None,
+        "ci95": [round(float(np.percentile(boot, 2.5)), 3),
+                 round(float(np.percentile(boot, 97.5)), 3)],
+        "random_point_rate": round(float(np.mean(chance)), 3) if chance else None,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
