@@ -735,7 +735,14 @@ class BundleInfo:
 
 
 def shipped_models_dir() -> Path:
-    """``resources/models`` of a source checkout, or of a frozen build."""
+    """``resources/models`` of a source checkout, or of a frozen build.
+
+    ``RADVIEW_SHIPPED_MODELS_DIR`` replaces it (the test suite points it at an empty folder
+    so that only the bundles a test makes are found).
+    """
+    override = os.environ.get("RADVIEW_SHIPPED_MODELS_DIR")
+    if override:
+        return Path(override)
     frozen = getattr(sys, "_MEIPASS", None)
     base = Path(frozen) if frozen else Path(__file__).resolve().parent.parent
     return base / "resources" / "models"

@@ -21,6 +21,21 @@ def _isolated_config(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RADVIEW_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
     monkeypatch.setenv("RADVIEW_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    # Only the bundles a test makes itself: the shipped default bundle would otherwise
+    # score (and draw heatmaps over) every study a GUI test opens. Tests of the shipped
+    # bundle use the `shipped_bundle` fixture.
+    monkeypatch.setenv("RADVIEW_SHIPPED_MODELS_DIR", str(tmp_path_factory.mktemp("shipped")))
+
+
+@pytest.fixture
+def shipped_bundle(monkeypatch):
+    """The default bundle in resources/models (fails when it is missing)."""
+    monkeypatch.delenv("RADVIEW_SHIPPED_MODELS_DIR", raising=False)
+    from inference.bundle import discover_bundles
+
+    found = [b for b in discover_bundles() if b.ok]
+    assert found, "no usable bundle in resources/models"
+    return found[0]
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -335,6 +335,9 @@ def test_user_dir_override_and_frozen_shipped_dir(tmp_path, monkeypatch):
     # a frozen build finds its resources under sys._MEIPASS.
     monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path))
     assert bundle_mod.user_models_dir() == tmp_path / "models"
+    monkeypatch.setenv("RADVIEW_SHIPPED_MODELS_DIR", str(tmp_path / "elsewhere"))
+    assert bundle_mod.shipped_models_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv("RADVIEW_SHIPPED_MODELS_DIR")
     repo = Path(bundle_mod.__file__).resolve().parent.parent
     assert bundle_mod.shipped_models_dir() == repo / "resources" / "models"
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "frozen"), raising=False)

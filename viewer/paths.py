@@ -58,8 +58,13 @@ def icon_files() -> list[Path]:
 
 
 def models_dir() -> Path:
-    """The default model bundles shipped with radview (may not exist)."""
-    return resources_dir() / "models"
+    """The default model bundles shipped with radview (may not exist).
+
+    Same rule as :func:`inference.bundle.shipped_models_dir`, incl. the
+    ``RADVIEW_SHIPPED_MODELS_DIR`` override.
+    """
+    override = os.environ.get("RADVIEW_SHIPPED_MODELS_DIR")
+    return Path(override) if override else resources_dir() / "models"
 
 
 def _dir_from(env_var: str, default: str) -> Path:
