@@ -6,10 +6,10 @@ Run from the repository root::
 
 Writes
 
-- ``upper_limb_images/``: a hand study, two views (PA, oblique), as PNG files;
+- ``upper_limb_images/``: a hand study, two views, as PNG files;
 - ``upper_limb_dicom/``: the same two views as DICOM DX (12-bit stored, two windows,
   BodyPartExamined HAND, a fictitious patient);
-- ``out_of_scope_images/``: one lower-limb film (not an upper extremity).
+- ``out_of_scope_images/``: one knee film (not an upper extremity).
 
 Source: FracAtlas (Abedeen et al., Scientific Data 10, 521, 2023), CC BY 4.0; images
 converted to grayscale and re-encoded (PNG), DICOM files synthesized from them.
@@ -27,8 +27,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian
 
 HERE = Path(__file__).resolve().parent
-UPPER = [("IMG0002529.jpg", "PA"), ("IMG0002530.jpg", "")]  # hand: PA and oblique
-OUT_OF_SCOPE = ["IMG0000013.jpg"]  # leg
+# Validation-split images only (radview train's FracAtlas split, seed 0): the default model
+# never saw them. Hand, two PA films of a fractured hand; a knee film out of scope.
+UPPER = [("IMG0003396.jpg", "PA"), ("IMG0003397.jpg", "PA")]
+OUT_OF_SCOPE = ["IMG0000051.jpg"]  # knee
 ROOT_UID = "1.2.826.0.1.3680043.8.498.1245"  # under pydicom's UID root; fixed for determinism
 
 
