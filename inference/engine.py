@@ -215,7 +215,10 @@ class Engine:
         self.threads = configure_threads()
         self._lock = threading.Lock()
         self._models: dict[str, nn.Module] = {}
-        self._runners: dict[str, CamRunner] = {}
+        # Per-part entries of one trained model share a weights file: one network (and one
+        # Grad-CAM runner) per distinct (architecture, weights, sha256), not per entry.
+        self._networks: dict[tuple[str, str, str], nn.Module] = {}
+        self._runners: dict[tuple, CamRunner] = {}
         self._router: nn.Module | None = None
         log.info("engine: bundle %s %s on %s, %d threads", bundle.manifest.name,
                  bundle.manifest.version, self.device, self.threads)
@@ -231,10 +234,13 @@ class Engine:
         """The abnormality model ``name``, loaded on first use and kept."""
         if name not in self._models:
             spec = self.bundle.manifest.abnormality_models[name]
-            start = time.perf_counter()
-            self._models[name] = self.bundle.load_model(spec, self.device)
-            log.info("loaded model %s (%s) in %.0f ms", name, spec.architecture,
-                     (time.perf_counter() - start) * 1000)
+            key = (spec.architecture, spec.weights, spec.sha256)
+            if key not in self._networks:
+                start = time.perf_counter()
+                self._networks[key] = self.bundle.load_model(spec, self.device)
+                log.info("loaded model %s (%s) in %.0f ms", name, spec.architecture,
+                         (time.perf_counter() - start) * 1000)
+            self._models[name] = self._networks[key]
         return self._models[name]
 
     def router(self) -> nn.Module | None:
@@ -247,9 +253,10 @@ class Engine:
         return self._router
 
     def _runner(self, name: str, spec: ModelSpec) -> CamRunner:
-        if name not in self._runners:
-            self._runners[name] = CamRunner(self.model(name), spec.cam_target_layer)
-        return self._runners[name]
+        key = (spec.architecture, spec.weights, spec.sha256, spec.cam_target_layer)
+        if key not in self._runners:
+            self._runners[key] = CamRunner(self.model(name), spec.cam_target_layer)
+        return self._runners[key]
 
     def close(self) -> None:
         """Remove Grad-CAM hooks and drop the loaded models."""
@@ -257,6 +264,7 @@ class Engine:
             runner.close()
         self._runners.clear()
         self._models.clear()
+        self._networks.clear()
         self._router = None
 
     # ------------------------------------------------------------------ analysis

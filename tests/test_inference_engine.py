@@ -437,3 +437,29 @@ def test_cuda_requested_without_cuda_is_a_clear_error(bundles):
     assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(InferenceError, match="no CUDA device is available"):
         Engine(bundles["random"], "cuda")
+
+
+def test_entries_sharing_a_weights_file_share_one_network(tmp_path):
+    # Per-part thresholds are separate manifest entries over the same weights file: the
+    # engine must load that network once, not once per body part.
+    import json
+
+    from bundle_factory import make_bundle
+
+    from inference.bundle import Bundle, write_bundle
+
+    b = make_bundle(tmp_path / "src", arch="resnet18", input_size=32)
+    raw = json.loads((b.path / "manifest.json").read_text())
+    (name, entry), = raw["abnormality_models"].items()
+    raw["abnormality_models"] = {"a": dict(entry, threshold=0.3),
+                                 "b": dict(entry, threshold=0.7)}
+    raw["routing"] = {"HAND": "a", "WRIST": "b"}
+    from safetensors.torch import load_file
+
+    state = load_file(str(b.path / entry["weights"]))
+    states = {entry["weights"]: state}
+    if raw.get("router"):
+        states[raw["router"]["weights"]] = load_file(str(b.path / raw["router"]["weights"]))
+    write_bundle(tmp_path / "shared", raw, states)
+    engine = Engine(Bundle.load(tmp_path / "shared"), device="cpu")
+    assert engine.model("a") is engine.model("b")
