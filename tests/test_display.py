@@ -597,3 +597,19 @@ def test_display_imports_without_qt_or_pydicom():
     )
     root = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+
+
+def test_large_images_map_in_two_halves_identically():
+    # ≥ 1 Mpx frames are gathered in two halves on two threads: every pixel, including
+    # both sides of the split, must equal a plain LUT lookup.
+    from viewer import display
+
+    rng = np.random.default_rng(7)
+    stored = rng.integers(0, 4096, (1100, 1000), dtype=np.uint16)
+    assert stored.size >= display._SPLIT_PIXELS
+    pipeline = DisplayPipeline(stored, PixelSpec(rows=1100, columns=1000, bits_allocated=16,
+                                                 bits_stored=12, high_bit=11))
+    window = Window(1500.0, 900.0)
+    lut = pipeline.build_lut(window)
+    expected = lut[(stored.astype(np.int64) - pipeline.lut_first)]
+    assert np.array_equal(pipeline.render(window), expected)

@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +78,30 @@ MAX_LUT_ENTRIES = 1 << 24
 #: ``uint16`` index is about 3x slower than on ``intp``, and a whole-image ``intp`` index
 #: would cost 8 bytes per pixel of memory for every open image.
 _GATHER_CHUNK = 1 << 18
+
+#: Images with at least this many pixels are mapped in two halves, one on a helper
+#: thread: numpy releases the GIL in the cast and the gather, so a W/L update of a
+#: 2500×2048 frame takes ~2.5 ms instead of ~4 ms on two cores.
+_SPLIT_PIXELS = 1 << 20
+_helper: ThreadPoolExecutor | None = None
+
+
+def _helper_pool() -> ThreadPoolExecutor | None:
+    global _helper
+    if _helper is None and (os.cpu_count() or 1) > 1:
+        _helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radview-lut")
+    return _helper
+
+
+def _gather(lut: np.ndarray, source: np.ndarray, target: np.ndarray) -> None:
+    """``target[i] = lut[source[i]]`` in chunks (numpy's take wants intp indices)."""
+    scratch = np.empty(min(_GATHER_CHUNK, source.size), dtype=np.intp)
+    for start in range(0, source.size, _GATHER_CHUNK):
+        stop = min(start + _GATHER_CHUNK, source.size)
+        chunk = scratch[: stop - start]
+        np.copyto(chunk, source[start:stop], casting="unsafe")
+        # mode="clip": no bounds-check buffering of out (indices are valid anyway).
+        np.take(lut, chunk, out=target[start:stop], mode="clip")
 
 _DISPLAY_MAX = 255.0
 
@@ -661,14 +687,15 @@ class DisplayPipeline:
         elif out.shape != self.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {self.shape}")
         source, target = self._index.reshape(-1), out.reshape(-1)
-        # Per-call scratch buffer: render may run in a worker thread and the GUI thread.
-        scratch = np.empty(min(_GATHER_CHUNK, source.size), dtype=np.intp)
-        for start in range(0, source.size, _GATHER_CHUNK):
-            stop = min(start + _GATHER_CHUNK, source.size)
-            chunk = scratch[: stop - start]
-            np.copyto(chunk, source[start:stop], casting="unsafe")
-            # mode="clip": no bounds-check buffering of out (indices are valid anyway).
-            np.take(lut, chunk, out=target[start:stop], mode="clip")
+        # Per-call scratch buffers: render may run in a worker thread and the GUI thread.
+        pool = _helper_pool() if source.size >= _SPLIT_PIXELS else None
+        if pool is None:
+            _gather(lut, source, target)
+        else:
+            half = source.size // 2
+            other = pool.submit(_gather, lut, source[half:], target[half:])
+            _gather(lut, source[:half], target[:half])
+            other.result()
         return out
 
     def render(

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/inference.py [--repeats 3] [--skip-predict]
+    python bench/ai_study.py [--repeats 3] [--skip-predict]
 
 Builds once under ``bench/out/`` a 3-image study (2500 × 2048, 12 bits stored,
 radiograph-like, Body Part Examined WRIST) and a bundle with a DenseNet-169 abnormality
