@@ -833,6 +833,18 @@ def default_bundle(extra: Sequence[str | os.PathLike[str]] = ()) -> Bundle:
 # --------------------------------------------------------------------------- writing
 
 
+def replace_folder(staged: Path, target: Path) -> None:
+    """Move a completely written folder into place; an existing ``target`` is swapped out
+    by rename first and removed only after the new one is in place."""
+    if target.exists():
+        aside = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
+        os.replace(target, aside)
+        os.replace(staged, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(staged, target)
+
+
 def write_bundle(directory: str | os.PathLike[str], manifest: Mapping[str, Any],
                  state_dicts: Mapping[str, Mapping[str, Any]], *, fp16: bool = False,
                  overwrite: bool = False) -> Bundle:
@@ -914,13 +926,7 @@ def write_bundle(directory: str | os.PathLike[str], manifest: Mapping[str, Any],
             manifest_obj = load_manifest(tmp)
         except BundleError as exc:
             raise BundleError(target, exc.problems) from None
-        if target.exists():
-            aside = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
-            os.replace(target, aside)
-            os.replace(tmp, target)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from inference.bundle import MANIFEST, Bundle, load_manifest, write_bundle
+from inference.bundle import MANIFEST, Bundle, load_manifest, replace_folder, write_bundle
 from inference.data import LoadedData
 from inference.errors import BundleError
 from inference.models import ARCHITECTURES
@@ -522,13 +522,7 @@ def export_bundle(out: str | os.PathLike[str], model: TrainedModel, *,
                     for p in sorted((staging / "card").glob("*.md"))}
         final = json.loads((staging / MANIFEST).read_text(encoding="utf-8"))
         (staging / CARD).write_text(render_card(final, sections), encoding="utf-8")
-        if out.exists():
-            aside = parent / f".{out.name}.old-{secrets.token_hex(4)}"
-            os.replace(out, aside)
-            os.replace(staging, out)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(staging, out)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
