@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from inference.bundle import Bundle  # noqa: E402
-from inference.data import load_samples, parse_parts, split_samples  # noqa: E402
+from inference.training.data import load_samples, parse_parts, split_samples  # noqa: E402
 from inference.engine import Engine, ImageInput  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from dicom_factory import make_png
 from training_factory import FRACATLAS, make_csv, make_fracatlas, make_mura
 
 from inference import data as data_module
-from inference.data import (
+from inference.training.data import (
     DataError,
     MissingFilesError,
     Sample,
@@ -177,7 +177,7 @@ def test_corrupt_image_reported_and_skipped(tmp_path, caplog):
     bad = tmp_path / "img/c.png"
     bad.write_bytes(bad.read_bytes()[:40])
     samples = load_samples(path, "csv").samples
-    with caplog.at_level(logging.WARNING, logger="inference.data"):
+    with caplog.at_level(logging.WARNING, logger="inference.training.data"):
         info = build_cache(samples, InputSpec((16, 16)), tmp_path / "cache")
     assert info.ok.tolist() == [True, False, True]
     assert [e[0] for e in info.errors] == [str(bad)]

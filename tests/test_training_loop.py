@@ -22,11 +22,11 @@ from bundle_factory import make_bundle
 from training_factory import FRACATLAS, make_csv, make_fracatlas, make_mura
 
 from inference.bundle import Bundle, safetensors_header
-from inference.cli_train import evaluate_main, train_main
-from inference.data import build_cache, decode_gray, load_samples
+from inference.training.cli import evaluate_main, train_main
+from inference.training.data import build_cache, decode_gray, load_samples
 from inference.efficientnet_lite import EfficientNetLite0, lite0_key_map
 from inference.engine import Engine, ImageInput
-from inference.evaluate import predict, sigmoid
+from inference.training.evaluate import predict, sigmoid
 from viewer.cli import main as radview
 
 REPO = Path(__file__).resolve().parent.parent
@@ -366,7 +366,7 @@ def test_distributed_data_parallel_on_cpu(mura, cache, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-         "2", "-m", "inference.cli_train", "train", "--data", str(mura), "--format", "mura",
+         "2", "-m", "inference.training.cli", "train", "--data", str(mura), "--format", "mura",
          *FAST, "--batch-size", "4", "--cache-dir", str(cache), "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

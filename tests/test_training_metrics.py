@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.data import Sample
-from inference.evaluate import (
+from inference.training.data import Sample
+from inference.training.evaluate import (
     abnormality_report,
     auroc,
     bootstrap_intervals,
@@ -27,7 +27,7 @@ from inference.evaluate import (
     youden_threshold,
 )
 from inference.preprocess import InputSpec, to_tensor
-from inference.train import _loss
+from inference.training.train import _loss
 
 
 @pytest.mark.parametrize("y, s, expected", [
@@ -242,7 +242,7 @@ def test_weighted_bce_loss():
 def test_plots_without_both_classes(tmp_path):
     # A validation split with positives only has no ROC curve: the plot says so instead
     # of warning (warnings are errors here) or failing.
-    from inference.evaluate import plot_reliability, plot_roc
+    from inference.training.evaluate import plot_reliability, plot_roc
 
     samples = [Sample(Path(f"/{i}"), f"s{i}", "WRIST", f"g{i}", 1) for i in range(4)]
     plot_roc(samples, np.array([0.2, 0.4, 0.6, 0.8]), tmp_path / "roc.png")

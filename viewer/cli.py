@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     # pydicom's own warnings quote element values (names, IDs, dates): keep them out of logs.
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     if argv and argv[0] in SUBCOMMANDS:
-        from inference import cli_train
+        from inference.training import cli as cli_train
         from viewer import cli_info, cli_predict, cli_report
 
         handler = {"info": cli_info.info_main, "render": cli_info.render_main,

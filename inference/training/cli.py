@@ -6,9 +6,9 @@
                   --arch NAME --size PX --epochs N --out BUNDLE_DIR [options]
     radview evaluate --bundle DIR --data PATH --format mura|csv|fracatlas --out DIR
 
-Both also run as ``python -m inference.cli_train train|evaluate …``, which is how
+Both also run as ``python -m inference.training.cli train|evaluate …``, which is how
 ``torchrun`` starts them on several GPUs (or CPU processes):
-``torchrun --nproc_per_node 8 -m inference.cli_train train …``.
+``torchrun --nproc_per_node 8 -m inference.training.cli train …``.
 
 Exit status: 0 done, 2 refused (bad option, data or bundle: the message says which),
 130 interrupted (the last checkpoint stays; continue with ``--resume``).
@@ -46,7 +46,7 @@ def _workers(text: str) -> int | None:
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    from inference.data import FORMATS
+    from inference.training.data import FORMATS
 
     g = p.add_argument_group("data")
     g.add_argument("--data", required=True, metavar="PATH",
@@ -121,6 +121,14 @@ def train_parser() -> argparse.ArgumentParser:
                    help="horizontal flip probability (default 0.5)")
     g.add_argument("--rotate", type=float, default=30.0, metavar="DEG",
                    help="random rotation up to ± this many degrees (default 30)")
+    g.add_argument("--augment", choices=("mura", "domain", "none"), default="mura",
+                   help="mura: flip + rotation (the paper's); domain: also crops, markers, "
+                        "rulers, casts, two-up films, processing, noise, JPEG, borders, "
+                        "inversion, for films unlike the training set (default mura)")
+    g.add_argument("--balance", choices=("none", "sqrt", "class"), default="none",
+                   help="sample training images so classes (router parts, or normal/"
+                        "abnormal) come up evenly (class) or by the square root of their "
+                        "size (sqrt); default none")
     g.add_argument("--label-smoothing", type=_fraction, default=0.0,
                    help="router: label smoothing (default 0)")
     g.add_argument("--confidence-weights", metavar="H=1,M=0.7,L=0.3",
@@ -234,8 +242,8 @@ def _logging(verbose: bool) -> None:
 
 def train_main(argv: list[str]) -> int:
     """``radview train``: returns the exit status (see the module notes)."""
-    from inference.data import parse_confidence_weights, parse_parts
-    from inference.train import TrainConfig, train
+    from inference.training.data import parse_confidence_weights, parse_parts
+    from inference.training.train import TrainConfig, train
 
     args = train_parser().parse_args(argv)
     _logging(args.verbose)
@@ -246,6 +254,7 @@ def train_main(argv: list[str]) -> int:
             size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             betas=tuple(args.betas), weight_decay=args.weight_decay, lr_factor=args.lr_factor,
             lr_patience=args.lr_patience, hflip=args.hflip, rotate=args.rotate,
+            augment=args.augment, balance=args.balance,
             resize=args.resize, channels=args.channels, init=args.init,
             init_weights=args.init_weights, init_license=args.init_license, seed=args.seed,
             device=args.device, amp=args.amp, workers=args.workers,
@@ -294,8 +303,8 @@ def _headline(report: dict) -> str:
 
 def evaluate_main(argv: list[str]) -> int:
     """``radview evaluate``: returns the exit status (see the module notes)."""
-    from inference.data import parse_parts
-    from inference.evaluate import evaluate_bundle
+    from inference.training.data import parse_parts
+    from inference.training.evaluate import evaluate_bundle
 
     args = evaluate_parser().parse_args(argv)
     _logging(args.verbose)
@@ -316,11 +325,11 @@ def evaluate_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m inference.cli_train train|evaluate …`` (for ``torchrun``)."""
+    """``python -m inference.training.cli train|evaluate …`` (for ``torchrun``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": train_main, "evaluate": evaluate_main}
     if not argv or argv[0] not in commands:
-        print("usage: python -m inference.cli_train train|evaluate [options]",
+        print("usage: python -m inference.training.cli train|evaluate [options]",
               file=sys.stderr)
         return 2
     return commands[argv[0]](argv[1:])

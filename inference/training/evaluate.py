@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from inference.bodyparts import normalize_body_part
-from inference.data import Sample
+from inference.training.data import Sample
 from inference.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
@@ -447,7 +447,7 @@ def abnormality_report(samples: Sequence[Sample], logits: np.ndarray, *, tempera
     Parameters
     ----------
     samples
-        The images (labels in :attr:`~inference.data.Sample.abnormal`).
+        The images (labels in :attr:`~inference.training.data.Sample.abnormal`).
     logits
         ``(N,)`` raw logits, in the order of ``samples``.
     temperature
@@ -774,7 +774,7 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
     bundle_dir
         The bundle (validated by :meth:`inference.bundle.Bundle.load`).
     data_path, fmt
-        The data, as for training (:func:`inference.data.load_samples`).
+        The data, as for training (:func:`inference.training.data.load_samples`).
     out_dir
         Where ``metrics.json`` and ``<model>/*.png`` go (created).
     models
@@ -798,7 +798,7 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
         With a message naming the file and problem.
     """
     from inference.bundle import Bundle
-    from inference.data import (
+    from inference.training.data import (
         DataError,
         Progress,
         build_cache,

@@ -51,7 +51,7 @@ from typing import Any
 import torch
 
 from inference.bundle import MANIFEST, Bundle, load_manifest, replace_folder, write_bundle
-from inference.data import LoadedData
+from inference.training.data import LoadedData
 from inference.errors import BundleError
 from inference.models import ARCHITECTURES
 from inference.preprocess import InputSpec

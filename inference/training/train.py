@@ -8,7 +8,7 @@ Recipe (Rajpurkar et al. 2017, "MURA", section 3; defaults of :class:`TrainConfi
   black fill), on the cached ``uint8`` image;
 * loss: per-body-part weighted binary cross-entropy, abnormal images weighted
   ``N / (A + N)`` and normal ones ``A / (A + N)`` with A, N the part's abnormal and
-  normal training images (:func:`inference.data.part_class_weights`); the batch loss is
+  normal training images (:func:`inference.training.data.part_class_weights`); the batch loss is
   the mean of the weighted per-image losses. The validation loss uses the same weights;
 * Adam (lr 1e-4, β 0.9/0.999), batch 8; learning rate divided by 10 when the validation
   loss has not improved for ``lr_patience`` (1) epoch (``ReduceLROnPlateau``); the epoch
@@ -17,7 +17,7 @@ Recipe (Rajpurkar et al. 2017, "MURA", section 3; defaults of :class:`TrainConfi
 The number of epochs is not given by the paper; the default (20) is radview's.
 
 The **router** task trains a body-part classifier (softmax cross-entropy, optional label
-smoothing) over the parts in the training data (:func:`inference.data.router_class`:
+smoothing) over the parts in the training data (:func:`inference.training.data.router_class`:
 non-upper-limb parts become ``OTHER``; ``--other DIR`` adds out-of-scope images); sample
 weights by label confidence (FracAtlas H/M/L) are optional for both tasks.
 
@@ -71,7 +71,7 @@ from torch import nn
 
 from inference import efficientnet_lite
 from inference.bodyparts import normalize_body_part
-from inference.data import (
+from inference.training.data import (
     OTHER,
     DataError,
     LoadedData,
@@ -90,7 +90,8 @@ from inference.data import (
     split_samples,
 )
 from inference.errors import InferenceError
-from inference.evaluate import (
+from inference.training.augment import DomainRandomize
+from inference.training.evaluate import (
     abnormality_report,
     auroc,
     fit_temperature,
@@ -126,7 +127,7 @@ CHECKPOINT_FORMAT = "radview-checkpoint/1"
 #: Config fields that must match when resuming (``epochs`` may grow).
 RESUME_KEYS = ("data", "format", "task", "arch", "size", "resize", "channels", "init",
                "seed", "batch_size", "val_fraction", "holdout", "block_size", "parts",
-               "limit", "other")
+               "limit", "other", "augment", "balance")
 
 
 class TrainingError(InferenceError):
@@ -155,6 +156,8 @@ class TrainConfig:
     lr_patience: int = 1
     hflip: float = 0.5
     rotate: float = 30.0
+    augment: str = "mura"
+    balance: str = "none"
     resize: str = "letterbox"
     channels: int = 3
     init: str = "imagenet"
@@ -306,11 +309,34 @@ class Augment:
         return x
 
 
+AUGMENTS = ("mura", "domain", "none")
+BALANCES = ("none", "sqrt", "class")
+
+
+def make_augment(cfg: TrainConfig) -> Augment | DomainRandomize | None:
+    """The training augmentation ``cfg.augment`` names (see :mod:`.augment`)."""
+    if cfg.augment == "domain":
+        return DomainRandomize(cfg.hflip, cfg.rotate)
+    if cfg.augment == "none":
+        return None
+    return Augment(cfg.hflip, cfg.rotate)
+
+
+def balanced_weights(targets: Sequence[Any], mode: str) -> list[float]:
+    """Sampling weights that even out classes: ``class`` draws every class equally often,
+    ``sqrt`` in proportion to the square root of its size (rare classes seen more often
+    without repeating a handful of films too much). Binary targets count as classes."""
+    keys = [int(t) if not isinstance(t, float) else int(t >= 0.5) for t in targets]
+    counts = Counter(keys)
+    power = 1.0 if mode == "class" else 0.5
+    return [1.0 / counts[k] ** power for k in keys]
+
+
 class CachedImages(torch.utils.data.Dataset):
     """Rows of the memory-mapped image cache with targets and sample weights.
 
     Items are ``(uint8 (1, h, w), target, weight)``; normalization happens on the
-    device, batched (:func:`inference.evaluate.normalize_batch`).
+    device, batched (:func:`inference.training.evaluate.normalize_batch`).
     """
 
     def __init__(self, cache_path: Path, rows: Sequence[int], targets: Sequence[float],
@@ -924,7 +950,7 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
     loader_gen = torch.Generator()
     loader_gen.manual_seed(cfg.seed + d.rank)
     dataset = CachedImages(prep.cache_path, prep.rows["train"], prep.targets["train"],
-                           prep.weights["train"], Augment(cfg.hflip, cfg.rotate))
+                           prep.weights["train"], make_augment(cfg))
     workers = cfg.workers if cfg.workers is not None else (
         min(8, max(1, (os.cpu_count() or 1) // d.world)) if device.type == "cuda" else 0)
     sampler = None
@@ -932,6 +958,10 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
         sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=d.world,
                                                       rank=d.rank, shuffle=True,
                                                       seed=cfg.seed)
+    elif cfg.balance != "none":
+        sampler = torch.utils.data.WeightedRandomSampler(
+            balanced_weights(prep.targets["train"], cfg.balance), num_samples=len(dataset),
+            replacement=True, generator=loader_gen)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
         num_workers=workers, generator=loader_gen, worker_init_fn=_worker_init,
@@ -966,7 +996,7 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
              d.world, amp)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        if sampler is not None:
+        if isinstance(sampler, torch.utils.data.DistributedSampler):
             sampler.set_epoch(epoch)
         model.train()
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0
@@ -1103,7 +1133,7 @@ def _finish(cfg: TrainConfig, d: Dist, prep: Prepared, model: nn.Module, spec: I
     })
     write_json(run_dir / "metrics.json", report)
 
-    from inference.export import TrainedModel, export_bundle
+    from inference.training.export import TrainedModel, export_bundle
 
     trained = TrainedModel(
         key=cfg.key, task=cfg.task, architecture=cfg.arch, input=spec, state_dict=state,
