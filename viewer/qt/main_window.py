@@ -28,18 +28,18 @@ from PySide6.QtWidgets import (
 )
 
 from inference.bodyparts import MURA_PARTS
-from viewer import __version__, loader, pixels
-from viewer.analysis import input_fields
-from viewer.display import DisplayPipeline
+from viewer import __version__
 from viewer.model import ImageRef, LoadResult, Patient, Study, Window
-from viewer.qt.ai import AiController, bundle_title
-from viewer.qt.browser import THUMB, StudyBrowser, study_title
+from viewer.qt.ai import bundle_title
+from viewer.qt.browser import StudyBrowser, study_title
 from viewer.qt.grid import LAYOUTS, ViewGrid
 from viewer.qt.image_view import CursorInfo, ImageView
 from viewer.qt.results import ResultsPanel
 from viewer.qt.tags import TagBrowser
 from viewer.qt.theme import THEMES, apply_theme
-from viewer.qt.worker import Job, Worker, WorkerPool
+from viewer.qt.worker import QtExecutor, WorkerPool
+from viewer.report import NOT_REVIEWED
+from viewer.session import DONE, AiState, ImageState, Session
 
 if TYPE_CHECKING:  # inference imports torch: only the AI worker thread imports it
     from inference.bundle import BundleInfo
@@ -47,24 +47,6 @@ if TYPE_CHECKING:  # inference imports torch: only the AI worker thread imports 
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
-_THUMB_BG_LIMIT = 64  # decode thumbnails of other studies only for smaller study sets
-
-
-def _decode_job(job: Job, ref: ImageRef):
-    """Worker: decode one image and prepare its display pipeline and thumbnail."""
-    decoded = pixels.decode(ref)
-    if job.cancelled:
-        return None
-    pipeline = DisplayPipeline(decoded.stored, decoded.spec)
-    out = pipeline.render()
-    h, w = out.shape
-    step = max(1, int(np.ceil(max(h, w) / THUMB)))
-    thumb = np.ascontiguousarray(out[::step, ::step])
-    return ref, decoded, pipeline, thumb
-
-
-def _scan_job(job: Job, paths: list[str]):
-    return loader.scan(paths, progress=job.progress, cancelled=lambda: job.cancelled)
 
 
 def _thumb_qimage(arr: np.ndarray) -> QImage:
@@ -86,13 +68,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("radview")
         self.setAcceptDrops(True)
         self.pool = WorkerPool(self)
-        self.result = LoadResult()
-        self.study: Study | None = None
-        self.patient: Patient | None = None
-        self._generation = 0
-        self._pending = 0
-        self._workers: list[Worker] = []
-        self._views_by_ref: dict[int, ImageView] = {}
+        self.ai_pool = WorkerPool(self, threads=1)  # one thread owns the models
+        self.session = Session(QtExecutor(self.pool), QtExecutor(self.ai_pool), device=device,
+                               extra_bundles=[bundle] if bundle else [])
+        self._views: list[ImageView] = []
         self._syncing = False
         self.linked = False
 
@@ -112,15 +91,12 @@ class MainWindow(QMainWindow):
         rdock.setWidget(self.results)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, rdock)
         self.results_dock = rdock
-        self.ai = AiController(self, device=device, extra_bundles=[bundle] if bundle else [])
-        self.ai_result = None  # the StudyResult shown, for the current study
-        self.override_part: str | None = None
-        self._ai_token = None
 
         self._build_status_bar()
         self._build_actions()
         self._build_toolbar()
         self._build_menus()
+        self._connect_session()
         self._connect_ai()
 
         self.grid.active_changed.connect(self._on_active_changed)
@@ -128,7 +104,34 @@ class MainWindow(QMainWindow):
         self.browser.image_activated.connect(self._on_image_activated)
         self._restore_settings()
         if discover:
-            self.ai.discover(prefer=bundle)
+            self.session.discover_bundles(prefer=bundle)
+
+    # == session state, as the rest of the window (and the report) reads it ============
+    @property
+    def result(self) -> LoadResult:
+        return self.session.result
+
+    @property
+    def study(self) -> Study | None:
+        return self.session.study
+
+    @property
+    def patient(self) -> Patient | None:
+        return self.session.patient
+
+    @property
+    def ai_result(self):
+        """The active study's StudyResult, or None."""
+        return self.session.ai.result if self.session.ai.status == DONE else None
+
+    @property
+    def override_part(self) -> str | None:
+        return self.session.override_part
+
+    @property
+    def ai(self) -> Session:
+        """Bundle state (``bundle``, ``bundles``, ``off_reason``, ``available``)."""
+        return self.session
 
     # == construction ====================================================================
     def _build_status_bar(self) -> None:
@@ -196,7 +199,7 @@ class MainWindow(QMainWindow):
         self.act_heatmaps = a("Show &heatmaps", self._on_heatmaps_toggled, "O", checkable=True)
         self.act_heatmaps.setChecked(True)
         self.act_auto_ai = a("Analyze &automatically when a study opens",
-                             lambda _c: None, checkable=True)
+                             self._on_auto_ai_toggled, checkable=True)
         self.act_auto_ai.setChecked(True)
         self.act_open_bundle = a("Open model &bundle folder…", self._on_open_bundle)
         self.preset_actions: list[QAction] = []
@@ -416,74 +419,62 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self._save_settings()
-        self._cancel_decoding()
+        self.session.shutdown()
         self.pool.cancel_all()
-        self.ai.shutdown()
+        self.ai_pool.cancel_all()
         self.pool.wait(5000)
+        self.ai_pool.wait(30000)
         super().closeEvent(event)
 
     # == opening =========================================================================
+    def _connect_session(self) -> None:
+        ev = self.session.events
+        ev.scan_started.connect(self._on_scan_started)
+        ev.scan_finished.connect(self._on_scan_finished)
+        ev.scan_failed.connect(lambda _m: self.progress.hide())
+        ev.study_opened.connect(self._on_study_opened)
+        ev.image_decoded.connect(self._on_image_decoded)
+        ev.image_failed.connect(self._on_image_failed)
+        ev.decode_progress.connect(self._on_progress)
+        ev.study_loaded.connect(self._on_study_loaded)
+        ev.study_closed.connect(self._on_study_closed)
+        ev.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        ev.error.connect(self.show_error)
+
     def open_paths(self, paths: list[str | Path]) -> None:
         """Scan ``paths`` in the background, then open the first usable study."""
-        paths = [str(p) for p in paths]
-        if not paths:
-            return
-        self._generation += 1
-        gen = self._generation
-        self._cancel_decoding()
+        self._pending_paths = [str(p) for p in paths]
+        self.session.open_paths(paths)
+
+    def open_study(self, study: Study) -> None:
+        """Show every view of ``study``; its images decode in the background, first first."""
+        self.session.open_study(study)
+
+    def _on_scan_started(self, paths: list[str]) -> None:
         self.statusBar().showMessage(f"Scanning {len(paths)} path(s)…")
         self.progress.setRange(0, 0)
         self.progress.setFormat("Scanning %v/%m")
         self.progress.show()
-        worker = Worker(_scan_job, paths)
-        worker.signals.progress.connect(self._on_progress)
-        worker.signals.returned.connect(lambda r, g=gen, p=paths: self._on_scan_done(r, g, p))
-        worker.signals.errored.connect(lambda e, g=gen: self._on_scan_failed(e, g))
-        self.pool.start(worker)
-        self._scan_worker = worker
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
-    def _on_scan_failed(self, exc: Exception, gen: int) -> None:
-        if gen != self._generation:
-            return
+    def _on_scan_finished(self, result: LoadResult) -> None:
         self.progress.hide()
-        self.show_error(f"Could not scan: {exc}")
-
-    def _on_scan_done(self, result: LoadResult, gen: int, paths: list[str]) -> None:
-        if gen != self._generation:
-            return  # a newer open superseded this one
-        self.progress.hide()
-        self.result = result
         self.browser.populate(result)
-        study = next((st for st in result.studies if any(im.ok for im in st.images)),
-                     result.studies[0] if result.studies else None)
-        if study is None:
-            reasons = "; ".join(f"{e.path.name}: {e.reason}" for e in result.errors[:3])
-            self.show_error(f"Nothing could be opened. {reasons}")
+        if not result.studies:
             self.grid.set_views([])
-        else:
-            self._add_recent(paths)
-            self.open_study(study)
+            self._views = []
+        elif getattr(self, "_pending_paths", None):
+            self._add_recent(self._pending_paths)
+        self._pending_paths = []
         self.scan_finished.emit(result)
 
-    def _find_patient(self, study: Study) -> Patient | None:
-        return next((p for p in self.result.patients if study in p.studies), None)
-
-    def open_study(self, study: Study) -> None:
-        """Show every view of ``study``; decode images in the background, first first."""
-        self._cancel_decoding()
-        self.ai.cancel()
-        self.ai_result = None
-        self._ai_token = None
-        self.set_override_part(None, rescore=False)
-        self.study = study
-        self.patient = self._find_patient(study)
+    def _on_study_opened(self, study: Study) -> None:
         self.browser.select_study(study)
-        views = [ImageView(ref, study, self.patient) for ref in study.images]
-        self._views_by_ref = {id(v.ref): v for v in views}
+        views = [ImageView(ref, study, self.session.patient) for ref in study.images]
+        self._views = views
         for v in views:
             v.set_corner_text(self.act_corner.isChecked())
             v.cursor_moved.connect(self._on_cursor_moved)
@@ -491,86 +482,58 @@ class MainWindow(QMainWindow):
             v.window_dragged.connect(self._on_view_dragged)
         self.grid.set_views(views)
         self.results.clear([v.ref.name for v in views])
-        self.results.reset_review()
+        self._loading_review = True
+        try:  # the reader's input for this study, if it was opened before
+            review = self.session.review
+            self.results.impression = review.impression
+            self.results.agreement = review.agreement or NOT_REVIEWED
+        finally:
+            self._loading_review = False
         self._apply_overlay_style()
         self.setWindowTitle(f"radview — {study_title(study)}")
-        todo = [v.ref for v in views if v.ref.ok]
-        self._pending = len(todo)
-        gen = self._generation
-        if todo:
-            self.progress.setRange(0, len(todo))
-            self.progress.setValue(0)
+        self.act_export_report.setEnabled(False)
+        n = len(views)
+        if self.session.pending:
+            self.progress.setRange(0, n)
+            self.progress.setValue(n - self.session.pending)
             self.progress.setFormat("Decoding %v/%m")
             self.progress.show()
-        for i, ref in enumerate(todo):
-            worker = Worker(_decode_job, ref)
-            worker.signals.returned.connect(lambda r, g=gen: self._on_decoded(r, g))
-            worker.signals.errored.connect(lambda e, g=gen, rf=ref: self._on_decode_failed(
-                e, rf, g))
-            worker.signals.finished.connect(lambda g=gen: self._on_decode_finished(g))
-            self._workers.append(worker)
-            self.pool.start(worker, priority=len(todo) - i)
-        if not todo:
-            self._finish_study()
 
-    def _cancel_decoding(self) -> None:
-        for w in self._workers:
-            w.cancel()
-        self._workers = []
-        self._pending = 0
-
-    def _on_decoded(self, payload, gen: int) -> None:
-        if payload is None or gen != self._generation:
+    def _on_image_decoded(self, im: ImageState) -> None:
+        if not (0 <= im.index < len(self._views)) or im.view is None:
             return
-        ref, decoded, pipeline, thumb = payload
-        view = self._views_by_ref.get(id(ref))
-        if view is None:
-            return  # another study was opened meanwhile
-        view.set_pipeline(decoded.stored, pipeline, decoded.warnings)
-        self.browser.set_thumbnail(ref, _thumb_qimage(thumb))
+        view = self._views[im.index]
+        dv = im.view
+        view.set_pipeline(dv.decoded.stored, dv.pipeline, dv.decoded.warnings)
+        self.browser.set_thumbnail(im.ref, _thumb_qimage(dv.thumbnail))
         if view is self.grid.active:
             self._sync_controls()
-        if pipeline.default_reason:
-            log.info("%s: %s", ref.name, pipeline.default_reason)
+        if dv.pipeline.default_reason:
+            log.info("image %d: %s", im.index + 1, dv.pipeline.default_reason)
 
-    def _on_decode_failed(self, exc: Exception, ref: ImageRef, gen: int) -> None:
-        if gen != self._generation:
-            return
-        view = self._views_by_ref.get(id(ref))
-        message = str(exc)
-        if view is not None:
-            view.set_error(message)
-        self.browser.mark_error(ref, message)
-        self.statusBar().showMessage(f"{ref.name}: {message}", 15000)
+    def _on_image_failed(self, im: ImageState) -> None:
+        if 0 <= im.index < len(self._views) and im.ref.ok:
+            self._views[im.index].set_error(im.reason)
+        if im.ref.ok:  # scan-time errors are already in the browser
+            self.browser.mark_error(im.ref, im.reason)
+            self.statusBar().showMessage(f"{im.ref.name}: {im.reason}", 15000)
 
-    def _on_decode_finished(self, gen: int) -> None:
-        if gen != self._generation or self._pending <= 0:
-            return
-        self._pending -= 1
-        self.progress.setValue(self.progress.maximum() - self._pending)
-        if self._pending == 0:
-            self._finish_study()
-
-    def _finish_study(self) -> None:
+    def _on_study_loaded(self, study: Study) -> None:
         self.progress.hide()
-        self._workers = []
-        if self.study is not None:
-            shown = sum(1 for v in self.grid.views if v.has_image)
-            failed = len(self.grid.views) - shown
-            msg = f"Study open: {shown} of {len(self.grid.views)} image(s) shown"
-            unreadable = len(self.result.errors)
-            if failed or unreadable:
-                msg += (f"; {failed + unreadable} file(s) could not be shown — the study "
-                        "browser says why")
-            self.statusBar().showMessage(msg, 15000)
-            self.study_loaded.emit(self.study)
-            if self.act_auto_ai.isChecked() and self.ai.available:
-                self.start_analysis()
+        self.act_export_report.setEnabled(True)
+        self.statusBar().showMessage(self.session.summary(), 15000)
+        self.study_loaded.emit(study)
+
+    def _on_study_closed(self) -> None:
+        self.progress.hide()
+        self.grid.set_views([])
+        self._views = []
+        self.act_export_report.setEnabled(False)
 
     def _on_image_activated(self, study: Study, ref: ImageRef) -> None:
         if study is not self.study:
             self.open_study(study)
-        view = self._views_by_ref.get(id(ref))
+        view = next((v for v in self._views if v.ref is ref), None)
         if view is not None:
             self.grid.set_active(view)
 
@@ -779,8 +742,8 @@ class MainWindow(QMainWindow):
 
     def about_text(self) -> str:
         """The About dialog's text (HTML): version, active bundle, credits."""
-        bundle = (f"Model bundle: {bundle_title(self.ai.bundle)}<br>" if self.ai.bundle
-                  else f"AI off: {self.ai.off_reason}<br>")
+        bundle = (f"Model bundle: {bundle_title(self.session.bundle)}<br>"
+                  if self.session.bundle else f"AI off: {self.session.off_reason}<br>")
         return (
             f"<b>radview {__version__}</b><br>Radiograph viewer with built-in AI for "
             "musculoskeletal X-rays.<br><b>Research use only — not for diagnosis.</b><br><br>"
@@ -799,11 +762,15 @@ class MainWindow(QMainWindow):
 
     # == AI ==============================================================================
     def _connect_ai(self) -> None:
-        self.ai.bundles_changed.connect(self._rebuild_bundle_menu)
-        self.ai.bundle_changed.connect(self._on_bundle_changed)
-        self.ai.progress.connect(self._on_ai_progress)
-        self.ai.result_ready.connect(self._on_ai_result)
-        self.ai.failed.connect(self._on_ai_failed)
+        ev = self.session.events
+        ev.bundles_changed.connect(self._rebuild_bundle_menu)
+        ev.bundle_changed.connect(self._on_bundle_changed)
+        ev.ai_started.connect(self._on_ai_started)
+        ev.ai_progress.connect(self._on_ai_progress)
+        ev.ai_finished.connect(self._on_ai_result)
+        ev.ai_failed.connect(self._on_ai_failed)
+        ev.ai_cancelled.connect(self._on_ai_cancelled)
+        ev.override_changed.connect(self._on_override_changed)
         r = self.results
         r.analyze_requested.connect(self.start_analysis)
         r.override_changed.connect(self.set_override_part)
@@ -812,6 +779,16 @@ class MainWindow(QMainWindow):
         r.overlay_toggled.connect(self.act_heatmaps.setChecked)
         r.opacity_changed.connect(lambda _v: self._apply_overlay_style())
         r.cmap_changed.connect(lambda _c: self._apply_overlay_style())
+        r.impression_edit.textChanged.connect(self._on_review_edited)
+        r.agreement_group.buttonToggled.connect(lambda *_a: self._on_review_edited())
+
+    def _on_review_edited(self) -> None:
+        """The reader's impression and agreement belong to the session's active study."""
+        if getattr(self, "_loading_review", False) or self.session.study is None:
+            return
+        review = self.session.review
+        review.impression = self.results.impression
+        review.agreement = self.results.agreement
 
     def _rebuild_bundle_menu(self, bundles: list[BundleInfo]) -> None:
         self.bundle_menu.clear()
@@ -823,7 +800,8 @@ class MainWindow(QMainWindow):
             act.setData(str(b.path))
             act.setToolTip(str(b.path) if b.error is None else f"{b.path}: {b.error}")
             act.setEnabled(b.error is None)
-            act.setChecked(self.ai.bundle is not None and self.ai.bundle.path == b.path)
+            act.setChecked(self.session.bundle is not None
+                           and self.session.bundle.path == b.path)
             act.triggered.connect(lambda _=False, c=b: self._choose_bundle(c))
             group.addAction(act)
             self.bundle_menu.addAction(act)
@@ -832,19 +810,16 @@ class MainWindow(QMainWindow):
         self.bundle_menu.addAction(self.act_open_bundle)
 
     def _choose_bundle(self, choice: BundleInfo) -> None:
-        self.ai.set_bundle(choice)
-        if self.study is not None and self._pending == 0:
-            self.start_analysis()
+        self.session.set_bundle(choice)
 
     def _on_open_bundle(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a model bundle folder")
         if folder:
-            self.ai.extra.append(folder)
-            self.ai.discover(prefer=folder)
+            self.session.add_bundle_folder(folder)
 
     def _on_bundle_changed(self, choice: BundleInfo | None) -> None:
         if choice is None:
-            text = f"AI off: {self.ai.off_reason}"
+            text = f"AI off: {self.session.off_reason}"
             self.ai_label.setText("AI off")
             self.ai_label.setToolTip(text)
         else:
@@ -856,41 +831,29 @@ class MainWindow(QMainWindow):
             if act.isCheckable():
                 act.setChecked(choice is not None and act.data() == str(choice.path))
         self.act_analyze.setEnabled(choice is not None)
-        # A study that finished loading while bundles were still being looked for.
-        if (choice is not None and self.study is not None and self._pending == 0
-                and self.ai_result is None and not self.ai.running
-                and self.act_auto_ai.isChecked() and self.grid.views):
-            self.start_analysis()
 
     def model_inputs(self) -> list[tuple]:
-        """One input per drawn view, ``(key, pixels, tag_part, path_part)``: the image in
-        its DEFAULT window (:func:`viewer.analysis.input_fields`), never the reader's."""
-        return [input_fields(v.ref, v.pipeline) for v in self.grid.views if v.has_image]
+        """One input per decoded view (see :meth:`viewer.session.Session.model_inputs`)."""
+        return self.session.model_inputs()
 
     def start_analysis(self) -> None:
         """Score the open study in the AI worker (cancels a running analysis)."""
-        if self.study is None:
-            return
-        if not self.ai.available:
-            self.show_error(f"AI is off: {self.ai.off_reason}")
-            return
-        if self._pending:
-            self.statusBar().showMessage("Still decoding; analysis starts when done", 5000)
-            return
-        inputs = self.model_inputs()
-        if not inputs:
-            self.results.set_status("No image of this study could be decoded: nothing to score")
-            return
-        self.results.set_status(f"Analyzing {len(inputs)} image(s)…")
-        self._ai_token = self.ai.analyze(inputs, self.override_part)
-        self.progress.setRange(0, len(inputs))
+        self.session.analyze()
+
+    def _on_ai_started(self, state: AiState) -> None:
+        self.results.set_status(f"Analyzing {state.inputs} image(s)…")
+        self.progress.setRange(0, state.inputs)
         self.progress.setValue(0)
         self.progress.setFormat("AI %v/%m")
         self.progress.show()
 
+    def _on_auto_ai_toggled(self, checked: bool) -> None:
+        self.session.auto_analyze = checked
+
     def _on_cancel_ai(self) -> None:
-        self.ai.cancel()
-        self._ai_token = None
+        self.session.cancel_analysis()
+
+    def _on_ai_cancelled(self, _state: AiState) -> None:
         self.progress.hide()
         self.results.set_status("Analysis cancelled")
 
@@ -899,12 +862,13 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         self.statusBar().showMessage(f"AI: {what}", 3000)
 
-    def _on_ai_result(self, token, result) -> None:
-        if token != self._ai_token:
-            return
+    def _decoded_views(self) -> list[ImageView]:
+        return [v for v in self._views if v.has_image]
+
+    def _on_ai_result(self, state: AiState) -> None:
+        result = state.result
         self.progress.hide()
-        self.ai_result = result
-        views = [v for v in self.grid.views if v.has_image]
+        views = self._decoded_views()
         by_key = {im.key: im for im in result.images}
         for v in views:
             im = by_key.get(str(v.ref.path))
@@ -922,31 +886,33 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(msg, 15000)
         self.ai_finished.emit(result)
 
-    def _on_ai_failed(self, token, message: str) -> None:
-        if token != self._ai_token:
-            return
+    def _on_ai_failed(self, state: AiState) -> None:
         self.progress.hide()
-        self.results.set_status(f"Analysis failed: {message}")
-        self.show_error(f"AI analysis failed: {message}")
+        if state.token is None:  # nothing was sent to the model
+            self.results.set_status(state.error)
+            self.ai_finished.emit(None)
+            return
+        self.results.set_status(f"Analysis failed: {state.error}")
+        self.show_error(f"AI analysis failed: {state.error}")
         self.ai_finished.emit(None)
 
     def set_override_part(self, part: str | None, rescore: bool = True) -> None:
         """Override the study's body part (None = automatic); re-scores the study."""
-        self.override_part = part
+        self.session.set_override_part(part, rescore=rescore)
+
+    def _on_override_changed(self, part: str | None) -> None:
         if part in self.part_actions:
             self.part_actions[part].setChecked(True)
         idx = self.results.override_combo.findData(part)
         self.results.override_combo.setCurrentIndex(max(0, idx))
-        if rescore and self.study is not None:
-            self.start_analysis()
 
     def _on_result_row_selected(self, row: int) -> None:
-        views = [v for v in self.grid.views if v.has_image]
+        views = self._decoded_views()
         if 0 <= row < len(views):
             self.grid.set_active(views[row])
 
     def _on_view_overlay_toggled(self, row: int, on: bool) -> None:
-        views = [v for v in self.grid.views if v.has_image]
+        views = self._decoded_views()
         if 0 <= row < len(views):
             views[row].set_overlay_style(enabled=on)
 
@@ -966,7 +932,7 @@ class MainWindow(QMainWindow):
         if self.study is None:
             self.show_error("Open a study before exporting a report")
             return
-        if self._pending:
+        if not self.session.loaded:
             self.statusBar().showMessage("Still decoding; export the report when the study "
                                          "is open", 5000)
             return
@@ -997,8 +963,8 @@ class MainWindow(QMainWindow):
         while deadline.isActive():
             app.processEvents()
             QThread.msleep(5)
-            if (self.pool.active_count() == 0 and self._pending == 0
-                    and self.ai.pool.active_count() == 0):
+            if (self.pool.active_count() == 0 and self.ai_pool.active_count() == 0
+                    and not self.session.busy):
                 app.processEvents()
                 return True
         return False

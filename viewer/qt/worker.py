@@ -17,6 +17,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from viewer.pixels import is_recoverable
+
 log = logging.getLogger(__name__)
 
 
@@ -81,7 +83,11 @@ class Worker(QRunnable):
         self.signals.started.emit()
         try:
             result = self._fn(self.job, *self._args, **self._kwargs)
-        except Exception as exc:
+        except BaseException as exc:
+            # A Rust decoder's panic (pyo3 PanicException) derives from BaseException: it is
+            # one file's failure too. Only KeyboardInterrupt/SystemExit/... propagate.
+            if not is_recoverable(exc):
+                raise
             log.debug("worker %s failed", getattr(self._fn, "__name__", self._fn), exc_info=True)
             if not self.job.cancelled:
                 self.signals.errored.emit(exc)
@@ -111,10 +117,6 @@ class WorkerPool(QObject):
         self._pool.start(worker, priority)
         return worker
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Worker:
-        """Create a worker for ``fn``; the caller connects signals, then calls start()."""
-        return Worker(fn, *args, **kwargs)
-
     def cancel_all(self) -> None:
         for w in list(self._active):
             w.cancel()
@@ -124,3 +126,54 @@ class WorkerPool(QObject):
 
     def wait(self, msecs: int = 10000) -> bool:
         return self._pool.waitForDone(msecs)
+
+
+class _Bridge(QObject):
+    """Carries one job's outcome from the worker thread to the GUI thread."""
+
+    result = Signal(object)
+    error = Signal(object)
+    progress = Signal(object)
+
+
+class QtExecutor:
+    """:class:`viewer.session.Executor` on a :class:`WorkerPool`: jobs run on the pool's
+    threads; their results, errors and progress are delivered on the GUI thread (queued
+    signals), and nothing is delivered once the job's token is cancelled."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+
+    def submit(self, fn: Callable[..., Any], token: Any, *, on_result: Callable[[Any], None],
+               on_error: Callable[[BaseException], None],
+               on_progress: Callable[..., None] | None = None, priority: int = 0) -> None:
+        bridge = _Bridge()
+        bridge.result.connect(lambda v: None if token.cancelled else on_result(v))
+        bridge.error.connect(lambda e: None if token.cancelled else on_error(e))
+        if on_progress is not None:
+            bridge.progress.connect(lambda a: None if token.cancelled else on_progress(*a))
+
+        def run(job: Job) -> Any:
+            if token.cancelled:
+                job.cancel()
+                return None
+            try:
+                return fn(token, lambda *a: bridge.progress.emit(a))
+            except BaseException as exc:  # a decoder's Rust panic derives from BaseException
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                raise _WrappedError(exc) from exc
+
+        worker = Worker(run)
+        worker.signals.returned.connect(
+            lambda v: None if token.cancelled else bridge.result.emit(v))
+        worker.signals.errored.connect(
+            lambda e: bridge.error.emit(e.exc if isinstance(e, _WrappedError) else e))
+        worker.signals.finished.connect(bridge.deleteLater)
+        self.pool.start(worker, priority)
+
+
+class _WrappedError(Exception):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
