@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from inference.bundle import Bundle  # noqa: E402
-from inference.training.data import load_samples, parse_parts, split_samples  # noqa: E402
 from inference.engine import Engine, ImageInput  # noqa: E402
+from inference.training.data import load_samples, parse_parts, split_samples  # noqa: E402
 
 
 def _boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:

@@ -33,8 +33,11 @@ Manifest (schema ``radview-bundle/1``)
         "channels": 3, "resize": "stretch",                # or "letterbox"
         "class_names": ["ELBOW", "FINGER", …, "OTHER"],
         "weights": "router.safetensors", "sha256": "…64 hex…",
-        "confidence_threshold": 0.6                        # below: "low router confidence"
+        "confidence_threshold": 0.6,                       # a part needs this much
+        "other_threshold": 0.8                             # optional: OTHER needs this much
       },
+      "fallback_model": "mura",                            # optional: an upper-limb study
+                                                           # whose part is uncertain
       "abnormality_models": {
         "mura": {
           "architecture": "densenet169", "input_size": 320,
@@ -120,10 +123,11 @@ MAX_INPUT_SIDE = 4096
 
 _TOP_REQUIRED = {"schema", "name", "version", "intended_use", "license", "training_data",
                  "abnormality_models", "routing"}
-_TOP_OPTIONAL = {"metrics", "router", "init", "description"}
+_TOP_OPTIONAL = {"metrics", "router", "init", "description", "fallback_model"}
 _INPUT_KEYS = {"architecture", "input_size", "normalization", "channels", "resize",
                "weights", "sha256"}
 _ROUTER_REQUIRED = _INPUT_KEYS | {"class_names", "confidence_threshold"}
+_ROUTER_OPTIONAL = {"other_threshold"}
 _MODEL_REQUIRED = _INPUT_KEYS | {"threshold", "temperature", "cam_target_layer",
                                  "positive_label"}
 _MODEL_OPTIONAL = {"negative_label", "description"}
@@ -143,7 +147,12 @@ class TrainingData:
 
 @dataclass(frozen=True)
 class RouterSpec:
-    """The body-part router: a classifier over :attr:`class_names` (softmax)."""
+    """The body-part router: a classifier over :attr:`class_names` (softmax).
+
+    A part needs a study-mean probability of :attr:`confidence_threshold` to be taken as
+    sure; ``OTHER`` needs :attr:`other_threshold` (None: the same) to refuse a study (see
+    :mod:`inference.routing`).
+    """
 
     architecture: str
     input: InputSpec
@@ -151,6 +160,7 @@ class RouterSpec:
     weights: str
     sha256: str
     confidence_threshold: float
+    other_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +200,7 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     init: dict[str, Any] | None = None
     description: str = ""
+    fallback_model: str | None = None
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -373,7 +384,7 @@ def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
 
     router = None
     if top.get("router") is not None:
-        r = _obj(p, "router", top["router"], _ROUTER_REQUIRED)
+        r = _obj(p, "router", top["router"], _ROUTER_REQUIRED, _ROUTER_OPTIONAL)
         if r is not None:
             spec = _input_spec(p, "router", r)
             arch = _architecture(p, "router.architecture", r.get("architecture"))
@@ -388,9 +399,14 @@ def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
                 names = None
             conf = _number(p, "router.confidence_threshold", r.get("confidence_threshold"),
                            0.0, 1.0)
-            if spec and arch and weights and sha and names and not math.isnan(conf):
+            other = None
+            if r.get("other_threshold") is not None:
+                other = _number(p, "router.other_threshold", r.get("other_threshold"), 0.0,
+                                1.0)
+            if (spec and arch and weights and sha and names and not math.isnan(conf)
+                    and not (other is not None and math.isnan(other))):
                 router = RouterSpec(arch, spec, tuple(n.strip().upper() for n in names),
-                                    weights, sha, conf)
+                                    weights, sha, conf, other)
 
     models: dict[str, ModelSpec] = {}
     am = top.get("abnormality_models")
@@ -440,13 +456,18 @@ def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
             continue
         routing[norm] = target
 
+    fallback = top.get("fallback_model")
+    if fallback is not None and (not isinstance(fallback, str) or fallback not in am):
+        defined = ", ".join(sorted(am)) or "none"
+        p.add("fallback_model", f"must name a defined model (defined: {defined}), got "
+                                f"{fallback!r}")
     if p.items or training is None:
         return None, p.items
     return Manifest(schema=schema, name=name, version=version, intended_use=intended,
                     license=license_, training_data=training, abnormality_models=models,
                     routing=routing, router=router, metrics=dict(metrics),
                     init=dict(init) if isinstance(init, dict) else None,
-                    description=description), []
+                    description=description, fallback_model=fallback), []
 
 
 # ----------------------------------------------------------------------------- files
@@ -835,14 +856,28 @@ def default_bundle(extra: Sequence[str | os.PathLike[str]] = ()) -> Bundle:
 
 def replace_folder(staged: Path, target: Path) -> None:
     """Move a completely written folder into place; an existing ``target`` is swapped out
-    by rename first and removed only after the new one is in place."""
-    if target.exists():
-        aside = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
-        os.replace(target, aside)
+    by rename first and removed only after the new one is in place.
+
+    When moving ``staged`` into place fails after ``target`` was moved aside, the old
+    folder is renamed back before the error propagates: ``target`` is then exactly what
+    it was (never missing, never hidden under a ``.NAME.old-…`` name), and ``staged`` is
+    left for the caller to clean up.
+    """
+    if not target.exists():
         os.replace(staged, target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
+        return
+    aside = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
+    os.replace(target, aside)
+    try:
         os.replace(staged, target)
+    except BaseException:
+        try:
+            os.replace(aside, target)
+        except OSError as exc:  # both renames failed: say where the old bundle is
+            log.error("bundle swap failed and the old bundle could not be restored; it is "
+                      "in %s (%s)", aside, exc.strerror or exc)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_bundle(directory: str | os.PathLike[str], manifest: Mapping[str, Any],

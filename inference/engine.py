@@ -101,8 +101,6 @@ class ImageResult:
     cam
         float32 (rows, columns) in [0, 1] on the image's own pixel grid (same shape as
         its ``pixels``); None without CAMs or when not supported.
-    error
-        Reserved for a per-image failure message.
     """
 
     key: str
@@ -111,7 +109,6 @@ class ImageResult:
     router_probs: dict[str, float] | None
     probability: float | None
     cam: np.ndarray | None
-    error: str | None = None
 
 
 @dataclass
@@ -134,10 +131,15 @@ class StudyResult:
     threshold
         The model's decision threshold on the score.
     flags
-        Reasons for a second look (``"images disagree: …"``, ``"low router confidence
-        (0.42)"``).
+        Reasons for a second look (``"images disagree: …"``, ``"body part uncertain: …"``,
+        ``"body part disputed: …"``).
     images
         One :class:`ImageResult` per input image, in input order.
+    part_uncertain
+        The router placed the study on the upper limb without being sure of the part; it
+        was scored with the bundle's general upper-limb model when it has one.
+    router_part, router_confidence
+        The router's own study-level opinion (None without a router or with an override).
     """
 
     body_part: str | None
@@ -150,6 +152,9 @@ class StudyResult:
     threshold: float | None
     flags: list[str] = field(default_factory=list)
     images: list[ImageResult] = field(default_factory=list)
+    part_uncertain: bool = False
+    router_part: str | None = None
+    router_confidence: float | None = None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -346,23 +351,37 @@ class Engine:
             decided = study_part([], override=override_part)
         else:
             votes = [tag_or_path(im.tag_part, im.path_part) for im in images]
-            unknown = [i for i, v in enumerate(votes) if v.part is None]
-            if unknown and manifest.router is not None:
-                probs = self._route([images[i] for i in unknown])
-                for i, p in zip(unknown, probs, strict=True):
+            probs: list[dict[str, float]] | None = None
+            if manifest.router is not None:
+                # The router sees every image: it decides where tag and folder are silent
+                # and cross-checks them where they are not.
+                probs = self._route(images)
+                for i, p in enumerate(probs):
                     results[i].router_probs = p
-                    votes[i] = router_vote(p)
+                    if votes[i].part is None:
+                        votes[i] = router_vote(p)
             for r, v in zip(results, votes, strict=True):
                 r.body_part, r.body_part_source = v.part, v.source
-            threshold = manifest.router.confidence_threshold if manifest.router else None
-            decided = study_part(votes, router_threshold=threshold)
+            router = manifest.router
+            decided = study_part(
+                votes, router_threshold=router.confidence_threshold if router else None,
+                other_threshold=router.other_threshold if router else None,
+                router_probs=probs)
 
         name, reason = support(decided.part, manifest.routing,
                                has_router=manifest.router is not None)
+        flags = list(decided.flags)
+        if decided.uncertain and manifest.fallback_model is not None:
+            name, reason = manifest.fallback_model, None
+            flags.append("scored with the general upper-limb threshold")
+        elif decided.uncertain and name is not None:
+            flags.append(f"scored with the {decided.part} threshold (best guess)")
+        extra = {"part_uncertain": decided.uncertain, "router_part": decided.router_part,
+                 "router_confidence": decided.router_confidence}
         if name is None:
             log.info("study not scored: %s", reason)
             return self._finish(StudyResult(decided.part, decided.source, False, reason, None,
-                                            None, None, None, decided.flags, results),
+                                            None, None, None, flags, results, **extra),
                                 total, progress)
         spec = manifest.abnormality_models[name]
 
@@ -392,7 +411,7 @@ class Engine:
         score = float(np.mean(probabilities))
         label = spec.positive_label if score >= spec.threshold else spec.negative_label
         return self._finish(StudyResult(decided.part, decided.source, True, None, name, score,
-                                        label, spec.threshold, decided.flags, results),
+                                        label, spec.threshold, flags, results, **extra),
                             total, progress)
 
     @staticmethod

@@ -6,6 +6,12 @@ network with random weights (torchvision models with ``weights=None``: nothing i
 downloaded) and a classifier head of ``num_classes`` outputs; the weights come from the
 bundle.
 
+Like timm's ``pretrained_cfg``, each entry also carries the input its ImageNet weights
+expect: the mean and std (on values scaled to 0–1) and the input size they were trained
+at. ``radview train`` writes the mean and std into the bundle's manifest
+(:func:`default_normalization`); at run time the manifest's values are the only ones
+used, so a bundle keeps working whatever this table says later.
+
 ====================  ===================================  ====================  ==========
 name                  source                               Grad-CAM layer        parameters
 ====================  ===================================  ====================  ==========
@@ -18,7 +24,10 @@ mobilenet_v3_large    torchvision                          features.16          
 efficientnet_lite0    :mod:`inference.efficientnet_lite`   features.8            3.37 M
 ====================  ===================================  ====================  ==========
 
-Parameters are counted with one output class and a 3-channel stem.
+Parameters are counted with one output class and a 3-channel stem. Every ImageNet input
+is 224 px; the mean/std are torchvision's ImageNet statistics, except for
+efficientnet_lite0, whose converted TensorFlow Lite weights expect ``(x - 127) / 128`` on
+0–255 values (:data:`inference.efficientnet_lite.IMAGENET_MEAN`).
 """
 
 from __future__ import annotations
@@ -29,8 +38,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from inference import efficientnet_lite
 from inference.efficientnet_lite import EfficientNetLite0
 from inference.errors import LayerNotFoundError, UnknownArchitectureError
+
+#: torchvision's ImageNet statistics (values 0–1): the default normalization.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: For a 1-channel model trained from scratch: the mean of ImageNet's channel statistics.
+GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,11 @@ class Architecture:
         Module path of the first ``nn.Conv2d`` (replaced for 1-channel input).
     description
         One line for listings.
+    mean, std
+        Input normalization (per channel, values scaled to 0–1) the architecture's
+        ImageNet weights expect.
+    input_size
+        Side in pixels of the square input those weights were trained at.
     """
 
     name: str
@@ -60,6 +81,9 @@ class Architecture:
     head: str
     stem: str
     description: str = ""
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    input_size: int = 224
 
 
 #: Registered architectures by name (see the module table).
@@ -105,7 +129,8 @@ for _name, _cam, _head, _stem, _desc in (
 register_architecture(Architecture(
     "efficientnet_lite0", lambda num_classes: EfficientNetLite0(num_classes), "features.8",
     "classifier.1", "features.0.0",
-    "EfficientNet-Lite0 (no SE, ReLU6), inference.efficientnet_lite"))
+    "EfficientNet-Lite0 (no SE, ReLU6), inference.efficientnet_lite",
+    mean=efficientnet_lite.IMAGENET_MEAN, std=efficientnet_lite.IMAGENET_STD))
 
 
 def architecture(name: str) -> Architecture:
@@ -122,6 +147,28 @@ def architecture(name: str) -> Architecture:
         known = ", ".join(sorted(ARCHITECTURES))
         raise UnknownArchitectureError(
             f"unknown architecture {name!r} (known: {known})") from None
+
+
+def default_normalization(arch: str, init: str = "imagenet",
+                          channels: int = 3) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std (values 0–1) for a new model of ``arch``, from the registry.
+
+    The architecture's own (its ImageNet weights') for ``init="imagenet"``; torchvision's
+    ImageNet statistics for 3 channels from scratch; :data:`GRAY_MEAN`/:data:`GRAY_STD` for
+    one channel. Training writes the result into the bundle manifest, which is what the
+    engine uses from then on.
+
+    Raises
+    ------
+    UnknownArchitectureError
+        For a name that is not registered.
+    """
+    spec = architecture(arch)
+    if channels == 1:
+        return GRAY_MEAN, GRAY_STD
+    if init == "imagenet":
+        return tuple(spec.mean), tuple(spec.std)
+    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def build_model(arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:

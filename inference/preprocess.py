@@ -4,7 +4,7 @@ The model input is defined by the bundle (:class:`InputSpec`: size, channels, me
 resize mode), never by what is on screen: the caller passes the image rendered in its
 *default* display window as ``uint8`` (0 black … 255 white).
 
-:func:`prepare` does the integer work first and the float work on the small image only:
+:func:`prepare_image` does the integer work first and the float work on the small image only:
 
 1. resize the ``uint8`` image with Pillow, bilinear with antialiasing (Pillow's
    ``BILINEAR`` widens its support by the reduction factor when shrinking, so every source
@@ -164,7 +164,7 @@ def to_tensor(small: np.ndarray, spec: InputSpec) -> torch.Tensor:
     return torch.addcmul(offset, t.to(torch.float32), scale)  # (x/255 - mean) / std
 
 
-def prepare(pixels: np.ndarray, spec: InputSpec) -> torch.Tensor:
+def prepare_image(pixels: np.ndarray, spec: InputSpec) -> torch.Tensor:
     """Model input for one image.
 
     Parameters
@@ -189,7 +189,7 @@ def prepare(pixels: np.ndarray, spec: InputSpec) -> torch.Tensor:
 
 
 def prepare_batch(images: Sequence[np.ndarray], spec: InputSpec) -> torch.Tensor:
-    """:func:`prepare` for several images: float32 ``(N, channels, *spec.size)``."""
+    """:func:`prepare_image` for several images: float32 ``(N, channels, *spec.size)``."""
     if not images:
         raise ValueError("no images to prepare")
     return to_tensor(np.stack([resize_uint8(p, spec) for p in images]), spec)

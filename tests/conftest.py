@@ -15,6 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/dicom_factory.
 import pytest
 
 
+def pytest_configure(config):
+    """A missing pytest-qt fails the run: the GUI tests must never be skipped silently."""
+    if not any(config.pluginmanager.hasplugin(n) for n in ("pytest-qt", "pytestqt")):
+        raise pytest.UsageError(
+            "pytest-qt is not installed (or disabled): the GUI tests cannot run. "
+            "Install the test extras: pip install -e '.[test]'")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path_factory, monkeypatch):
     """Every test gets its own settings, log and data folders: never the user's real ones."""

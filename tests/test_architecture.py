@@ -1,8 +1,10 @@
-"""The import direction is one way: viewer.qt → viewer (Qt-free) → inference.
+"""The import direction is one way: viewer.qt → viewer (Qt-free) → inference, and the
+training code (inference.training) stays out of the runtime engine and the viewer.
 
 Checked two ways: import-linter contracts in pyproject.toml (run by the README's test
-command and here), and a subprocess that imports the Qt-free modules with PySide6 made
-unimportable — an import of Qt anywhere in them fails the test.
+command and here), and subprocesses that import the Qt-free modules with PySide6 made
+unimportable — an import of Qt anywhere in them fails the test — or that list what
+importing the runtime engine loaded.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,10 +21,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 QT_FREE = ["inference", "viewer.model", "viewer.loader", "viewer.pixels", "viewer.display",
-           "viewer.viewstate", "viewer.paths", "viewer.cli_info", "viewer.cli", "viewer.overlay",
-           "viewer.analysis", "viewer.cli_predict", "viewer.logs", "inference.bundle",
-           "inference.engine", "inference.models", "inference.routing", "inference.gradcam",
-           "inference.preprocess"]
+           "viewer.viewstate", "viewer.paths", "viewer.overlay", "viewer.analysis",
+           "viewer.logs", "viewer.report", "viewer.session", "viewer.cli", "viewer.cli.info",
+           "viewer.cli.render", "viewer.cli.predict", "viewer.cli.report", "viewer.cli.train",
+           "viewer.cli.evaluate", "inference.bundle", "inference.engine", "inference.models",
+           "inference.routing", "inference.gradcam", "inference.preprocess",
+           "inference.training.train", "inference.training.evaluate"]
+
+#: The runtime engine: what the viewer and ``radview predict`` use (never the training code).
+RUNTIME = ["inference.bundle", "inference.engine", "inference.models", "inference.preprocess",
+           "inference.routing", "inference.gradcam", "inference.bodyparts", "inference.errors",
+           "inference.efficientnet_lite"]
 
 _BLOCK_QT = """
 import importlib, importlib.abc, sys
@@ -91,3 +101,30 @@ def test_startup_paths_do_not_import_torch(code):
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_runtime_engine_never_imports_training():
+    # Importing the whole runtime engine (and radview's commands that use it) must not load
+    # inference.training: torchvision-heavy training code stays out of the viewer.
+    modules = [*RUNTIME, "viewer.cli", "viewer.cli.predict", "viewer.cli.report",
+               "viewer.analysis"]
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "print([m for m in sys.modules if m.startswith('inference.training')])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_runtime_module_is_under_the_training_contract():
+    # The import-linter contract lists the runtime modules by name: a new module in
+    # inference/ must be added there (and to RUNTIME) or go into inference/training/.
+    found = {f"inference.{p.stem}" for p in (REPO / "inference").glob("*.py")
+             if p.stem != "__init__"}
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    training = [c for c in contracts["tool"]["importlinter"]["contracts"]
+                if c.get("forbidden_modules") == ["inference.training"]
+                and c["source_modules"] != ["viewer"]]
+    assert len(training) == 1
+    assert found == set(training[0]["source_modules"]) == set(RUNTIME)

@@ -1,4 +1,4 @@
-"""`radview info` and `radview render` (viewer.cli_info), called as functions.
+"""`radview info` and `radview render` (viewer.cli.info, viewer.cli.render), called as functions.
 
 Output is captured with capsys; JSON is parsed; PNGs are read back and probed.
 """
@@ -19,7 +19,9 @@ from dicom_factory import (
 )
 from PIL import Image
 
-from viewer.cli_info import info_main, parse_wl, render_main
+from viewer.cli.info import main as info_main
+from viewer.cli.render import main as render_main
+from viewer.cli.render import parse_wl
 
 MPEG4 = "1.2.840.10008.1.2.4.102"
 

@@ -8,9 +8,6 @@ import numpy as np
 import pytest
 from dicom_factory import make_dicom
 from pydicom.uid import generate_uid
-
-pytest.importorskip("pytestqt")
-
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication

@@ -9,9 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from bundle_factory import make_bundle
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 from dicom_factory import make_dicom
+from pydicom.uid import generate_uid
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
-from pydicom.uid import generate_uid
 
 from viewer import pixels
 from viewer.qt.main_window import MainWindow

@@ -1,6 +1,6 @@
 """``radview predict`` and viewer.analysis: the JSON/CSV contracts on generated studies.
 
-Runs in-process (``predict_main``) so torch is imported once; bundles are tiny ResNet-18
+Runs in-process (``viewer.cli.predict.main``) so torch is imported once; bundles are tiny ResNet-18
 ones with random weights, the shipped and user bundle folders are redirected to empty
 temporary ones so that a bundle installed on the machine never leaks in.
 """
@@ -22,7 +22,8 @@ from PIL import Image
 import inference.bundle as bundle_mod
 from viewer import cli, loader
 from viewer.analysis import build_inputs, model_input
-from viewer.cli_predict import CSV_COLUMNS, predict_main
+from viewer.cli.predict import CSV_COLUMNS
+from viewer.cli.predict import main as predict_main
 from viewer.display import DisplayPipeline
 from viewer.pixels import decode
 

@@ -45,6 +45,16 @@ def router_says(cls: str | None):
     return edit
 
 
+def router_probs(**probs: float):
+    """Router edit: these class probabilities for every image (the rest ≈ 0)."""
+    def edit(model: nn.Module) -> None:
+        model.fc.weight.zero_()
+        model.fc.bias.fill_(-30.0)
+        for cls, p in probs.items():
+            model.fc.bias[ROUTER_CLASSES.index(cls)] = math.log(p)
+    return edit
+
+
 def symmetric_kernels(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -79,18 +89,20 @@ def engine(bundles) -> Engine:
 
 
 def test_routing_precedence_through_the_engine(engine):
-    # Tag beats folder; folder beats router; the router runs only where nothing else
-    # says anything; the study goes with the majority and flags the disagreement.
+    # Tag beats folder; folder beats router; the router still sees every image, and when it
+    # confidently names another part the study is flagged with both opinions.
     images = [ImageInput("a.dcm", image(1), tag_part="WRIST", path_part="HAND"),
               ImageInput("b.png", image(2), path_part="WRIST"),
               ImageInput("c.png", image(3))]
     result = engine.analyze(images, cams=False)
     parts = [(r.body_part, r.body_part_source) for r in result.images]
     assert parts == [("WRIST", "tag"), ("WRIST", "path"), ("ELBOW", "router")]
-    assert [r.router_probs is not None for r in result.images] == [False, False, True]
+    assert all(r.router_probs is not None for r in result.images)
     assert result.images[2].router_probs["ELBOW"] > 0.99
     assert (result.body_part, result.body_part_source) == ("WRIST", "tag")
-    assert result.flags == ["images disagree: WRIST ×2, ELBOW ×1; WRIST used"]
+    assert result.flags == ["body part disputed: the DICOM tag says WRIST, the router says "
+                            "ELBOW (1.00)"]
+    assert (result.router_part, result.part_uncertain) == ("ELBOW", False)
     assert result.supported and result.model == "mura"
 
 
@@ -117,7 +129,7 @@ def test_unsupported_part_gives_no_score(bundles, tag, part):
                                     f"WRIST)")
     assert (result.score, result.label, result.model, result.threshold) == (None,) * 4
     assert all(r.probability is None and r.cam is None for r in result.images)
-    assert engine.loaded == []
+    assert engine.loaded == ["router"]  # the router cross-checked; the model never loaded
 
 
 def test_router_other_is_not_supported(bundles):
@@ -127,12 +139,55 @@ def test_router_other_is_not_supported(bundles):
     assert result.body_part_source == "router" and result.score is None
 
 
-def test_low_router_confidence_is_flagged(bundles):
-    # A uniform router (1/8 per class) is below the bundle's 0.5 confidence threshold.
+def test_uncertain_router_still_scores_and_says_so(bundles):
+    # A uniform router (1/8 per class) is below the bundle's 0.5 confidence threshold: the
+    # study is not dropped but scored under the best guess and flagged "uncertain".
     result = Engine(bundles["logit2"], "cpu").analyze([ImageInput("u.png", image(7))],
                                                       cams=False)
-    assert result.flags == ["low router confidence (0.12)"]
+    assert result.supported and result.part_uncertain and result.body_part == "ELBOW"
+    assert result.flags == ["body part uncertain: ELBOW 0.12, FINGER 0.12, FOREARM 0.12",
+                            "scored with the ELBOW threshold (best guess)"]
     assert result.body_part_source == "router"
+
+
+@pytest.mark.parametrize("probs,part,uncertain,supported", [
+    # A sure part: its own model and threshold.
+    ({"HUMERUS": 0.7, "SHOULDER": 0.3}, "HUMERUS", False, True),
+    # A weak OTHER (below other_threshold 0.8) never drops an upper-limb film: scored,
+    # with the fallback (general upper-limb) model, and flagged uncertain.
+    ({"OTHER": 0.6, "WRIST": 0.25, "HAND": 0.15}, "WRIST", True, True),
+    # A confident OTHER refuses the study.
+    ({"OTHER": 0.9, "HAND": 0.1}, "OTHER", False, False),
+    # Hand and wrist split the vote: upper limb for sure, part uncertain → fallback.
+    ({"HAND": 0.45, "WRIST": 0.4, "OTHER": 0.15}, "HAND", True, True),
+])
+def test_router_decisions_with_a_fallback_model(tmp_path, probs, part, uncertain, supported):
+    def change(m):
+        m["router"]["other_threshold"] = 0.8
+        m["abnormality_models"]["upper"] = dict(m["abnormality_models"]["mura"],
+                                                threshold=0.3)
+        m["fallback_model"] = "upper"
+
+    b = make_bundle(tmp_path / "b", model_edit=constant_logit(0.0),
+                    router_edit=router_probs(**probs))
+    rewrite_manifest(b.path, change)
+    result = Engine(Bundle.load(b.path), "cpu").analyze([ImageInput("x.png", image(70))],
+                                                        cams=False)
+    assert (result.body_part, result.part_uncertain, result.supported) == (
+        part, uncertain, supported)
+    if uncertain:
+        assert result.model == "upper" and result.threshold == 0.3
+        assert "scored with the general upper-limb threshold" in result.flags
+
+
+def test_a_knee_in_a_shoulder_folder_is_flagged(bundles):
+    # The folder says SHOULDER, the router is sure it is not an upper limb: both shown.
+    result = Engine(bundles["other"], "cpu").analyze(
+        [ImageInput("k.png", image(71), path_part="SHOULDER")], cams=False)
+    assert (result.body_part, result.body_part_source, result.router_part) == (
+        "SHOULDER", "path", "OTHER")
+    assert result.flags == ["body part disputed: the folder says SHOULDER, the router says "
+                            "OTHER (1.00)"]
 
 
 def test_override_replaces_routing(engine):
@@ -396,9 +451,9 @@ def test_models_load_lazily_and_once(bundles, monkeypatch):
     images = [ImageInput("a.png", image(90), path_part="HAND")]
     engine.analyze(images)
     engine.analyze(images)
-    assert calls == ["mura.safetensors"]  # the router was never needed
+    assert calls == ["router.safetensors", "mura.safetensors"]  # each loaded once
     engine.analyze([ImageInput("b.png", image(91))])
-    assert calls == ["mura.safetensors", "router.safetensors"]
+    assert calls == ["router.safetensors", "mura.safetensors"]
 
 
 def test_engine_never_unpickles(bundles, monkeypatch):

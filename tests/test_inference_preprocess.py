@@ -11,8 +11,8 @@ from inference.preprocess import (
     Placement,
     cam_to_image,
     placement,
-    prepare,
     prepare_batch,
+    prepare_image,
     resize_uint8,
 )
 
@@ -47,7 +47,7 @@ def test_placement(shape, resize, expected):
 ])
 def test_normalization_of_known_values(value, channels, mean, std):
     spec = InputSpec((16, 24), channels=channels, mean=mean, std=std)
-    x = prepare(np.full((40, 50), value, np.uint8), spec)
+    x = prepare_image(np.full((40, 50), value, np.uint8), spec)
     assert x.shape == (1, channels, 16, 24) and x.dtype == torch.float32
     for c in range(channels):
         expected = (value / 255.0 - mean[c % len(mean)]) / std[c % len(std)]
@@ -57,7 +57,7 @@ def test_normalization_of_known_values(value, channels, mean, std):
 def test_letterbox_pads_with_black():
     # The padding is black before normalization, like the image's own black.
     spec = InputSpec((64, 64), channels=1, mean=(0.0,), std=(1.0,), resize="letterbox")
-    x = prepare(np.full((60, 120), 255, np.uint8), spec)[0, 0]
+    x = prepare_image(np.full((60, 120), 255, np.uint8), spec)[0, 0]
     assert torch.all(x[:16] == 0) and torch.all(x[48:] == 0)
     assert torch.allclose(x[16:48], torch.ones(32, 64))
 
@@ -75,7 +75,7 @@ def test_batch_equals_single():
     images = [rng.integers(0, 256, (50 + 10 * i, 70), dtype=np.uint8) for i in range(3)]
     batch = prepare_batch(images, GRAY)
     for i, im in enumerate(images):
-        assert torch.equal(batch[i:i + 1], prepare(im, GRAY))
+        assert torch.equal(batch[i:i + 1], prepare_image(im, GRAY))
 
 
 @pytest.mark.parametrize("bad", [
@@ -85,7 +85,7 @@ def test_batch_equals_single():
 ])
 def test_refuses_what_is_not_a_displayed_gray_image(bad):
     with pytest.raises(ValueError, match="uint8|non-empty"):
-        prepare(bad, GRAY)
+        prepare_image(bad, GRAY)
 
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from inference.bodyparts import MURA_PARTS
-from inference.routing import PartVote, router_vote, study_part, support, tag_or_path
+from inference.routing import (
+    PartVote,
+    is_vague,
+    part_probabilities,
+    router_vote,
+    study_part,
+    support,
+    tag_or_path,
+)
 
 ROUTING = {part: "mura" for part in MURA_PARTS}
 
@@ -29,6 +37,25 @@ ROUTING = {part: "mura" for part in MURA_PARTS}
 ])
 def test_tag_over_path(tag, path, expected):
     assert tag_or_path(tag, path) == expected
+
+
+def test_router_classes_naming_one_part_share_a_vote():
+    # ARM (DICOM's upper arm) and HUMERUS are one part: 0.3 + 0.3 beats SHOULDER's 0.4;
+    # they used to split the vote and hand humerus films to the shoulder model.
+    assert router_vote({"ARM": 0.3, "HUMERUS": 0.3, "SHOULDER": 0.4}) == PartVote(
+        "HUMERUS", "router", pytest.approx(0.6))
+    assert part_probabilities({"ARM": 0.3, "HUMERUS": 0.3, "OTHER": 0.4}) == {
+        "HUMERUS": pytest.approx(0.6), "OTHER": 0.4}
+
+
+@pytest.mark.parametrize("tag", [
+    # Spellings of "no particular part" must not block routing, whatever the separators.
+    "UPPER_EXTREMITY", "UPPER-LIMB", "Upper Extremity", "upper_limb", "EXTREMITY", "N/A",
+    "  ", "unknown",
+])
+def test_vague_tags_in_any_spelling_defer_to_the_folder(tag):
+    assert tag_or_path(tag, "WRIST") == PartVote("WRIST", "path")
+    assert is_vague(tag)
 
 
 def test_router_vote_takes_the_most_probable_class():
@@ -112,3 +139,39 @@ def test_support(part, model, reason):
 def test_unknown_part_without_router_says_so():
     _, reason = support(None, {"WRIST": "w"}, has_router=False)
     assert "no router model" in reason and "covers: WRIST" in reason
+
+
+# ----------------------------------------------------------- with router probabilities
+
+HAND_SURE = {"HAND": 0.9, "WRIST": 0.05, "OTHER": 0.05}
+OTHER_SURE = {"OTHER": 0.95, "HAND": 0.05}
+OTHER_WEAK = {"OTHER": 0.55, "WRIST": 0.3, "HAND": 0.15}
+SPLIT = {"HAND": 0.45, "WRIST": 0.4, "OTHER": 0.15}
+
+
+@pytest.mark.parametrize("votes,probs,part,source,uncertain,flag", [
+    # Router alone and sure: its part, no flag.
+    ([(None, None)], [HAND_SURE], "HAND", R, False, None),
+    # Router sure of OTHER (≥ other_threshold 0.8): refused later as OTHER.
+    ([(None, None)], [OTHER_SURE], "OTHER", R, False, None),
+    # A weak OTHER never drops an upper-limb film: best upper part, uncertain.
+    ([(None, None)], [OTHER_WEAK], "WRIST", R, True, "body part uncertain: OTHER 0.55"),
+    # Upper limb for sure but hand/wrist split: uncertain, best guess HAND.
+    ([(None, None)], [SPLIT], "HAND", R, True, "body part uncertain: HAND 0.45, WRIST 0.40"),
+    # Study mean over images: one sure HAND film outweighs a weak OTHER film.
+    ([(None, None), (None, None)], [HAND_SURE, OTHER_WEAK], "HAND", R, False, None),
+    # The folder speaks and the router confidently disagrees (a knee in XR_SHOULDER):
+    # the folder's part is kept, both are shown.
+    ([("SHOULDER", P)], [OTHER_SURE], "SHOULDER", P, False,
+     "body part disputed: the folder says SHOULDER, the router says OTHER (0.95)"),
+    # A weak router disagreement is not worth a flag.
+    ([("WRIST", T)], [SPLIT], "WRIST", T, False, None),
+])
+def test_study_part_with_router(votes, probs, part, source, uncertain, flag):
+    result = study_part([PartVote(p, s) for p, s in votes], router_threshold=0.5,
+                        other_threshold=0.8, router_probs=probs)
+    assert (result.part, result.source, result.uncertain) == (part, source, uncertain)
+    if flag is None:
+        assert result.flags == []
+    else:
+        assert len(result.flags) == 1 and result.flags[0].startswith(flag)

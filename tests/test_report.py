@@ -207,7 +207,7 @@ sys.meta_path.insert(0, Block())
 """
 
 
-@pytest.mark.parametrize("module", ["viewer.report", "viewer.cli_report"])
+@pytest.mark.parametrize("module", ["viewer.report", "viewer.cli.report"])
 def test_report_modules_import_without_qt(module):
     # The report's data and the CLI's parsing are Qt-free; only painting needs Qt.
     out = subprocess.run([sys.executable, "-c", _BLOCK_QT + f"import {module}; print('ok')"],

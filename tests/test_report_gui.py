@@ -6,9 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
 import test_gui
 import test_gui_ai
 from PySide6.QtGui import QKeySequence

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from viewer import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +42,10 @@ def test_predict_on_the_samples(shipped_bundle, capsys):
     hand = by_folder["upper_limb_dicom"]
     assert hand["supported"] and hand["body_part"] == "HAND"
     assert hand["body_part_source"] == "tag"
-    assert 0.0 <= hand["score"] <= 1.0 and hand["label"] in ("fracture", "no fracture")
+    # The demo study is a fracture (FracAtlas, two views with a fracture, see
+    # resources/samples/README.md): the shipped model must say so, not just say something.
+    assert 0.0 <= hand["score"] <= 1.0
+    assert hand["label"] == "fracture", hand
     knee = by_folder["out_of_scope_images"]
     assert not knee["supported"] and knee["score"] is None
     assert "not supported" in knee["reason"]
@@ -52,7 +53,6 @@ def test_predict_on_the_samples(shipped_bundle, capsys):
 
 def test_demo_opens_scored(qtbot, shipped_bundle, tmp_path):
     # `radview --demo` / no path: the sample study opens and the AI runs at once.
-    pytest.importorskip("pytestqt")
     from PySide6.QtCore import QSettings
 
     from viewer import paths

@@ -17,7 +17,8 @@ import pytest
 from dicom_factory import make_png
 from training_factory import FRACATLAS, make_csv, make_fracatlas, make_mura
 
-from inference import data as data_module
+from inference.preprocess import InputSpec, resize_uint8
+from inference.training import data as data_module
 from inference.training.data import (
     DataError,
     MissingFilesError,
@@ -34,7 +35,6 @@ from inference.training.data import (
     part_class_weights,
     split_samples,
 )
-from inference.preprocess import InputSpec, resize_uint8
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,13 @@ from bundle_factory import make_bundle
 from training_factory import FRACATLAS, make_csv, make_fracatlas, make_mura
 
 from inference.bundle import Bundle, safetensors_header
-from inference.training.cli import evaluate_main, train_main
-from inference.training.data import build_cache, decode_gray, load_samples
 from inference.efficientnet_lite import EfficientNetLite0, lite0_key_map
 from inference.engine import Engine, ImageInput
-from inference.training.evaluate import predict, sigmoid
+from inference.training.data import build_cache, decode_gray, load_samples
+from inference.training.evaluate import score_samples, sigmoid
 from viewer.cli import main as radview
+from viewer.cli.evaluate import main as evaluate_main
+from viewer.cli.train import main as train_main
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--arch", "resnet18", "--init", "scratch", "--size", "32", "--epochs", "1",
@@ -90,7 +91,7 @@ def test_engine_agrees_with_training_predictions(trained, mura, cache):
     samples = [s for s in load_samples(mura, "mura").samples if s.split == "valid"][:4]
     info = build_cache(samples, spec.input, cache)
     model = bundle.load_model(spec)
-    logits = predict(model, info.open(), range(4), spec.input, device=torch.device("cpu"))
+    logits = score_samples(model, info.open(), range(4), spec.input, device=torch.device("cpu"))
     engine = Engine(bundle, "cpu")
     for s, z in zip(samples, logits[:, 0], strict=True):
         r = engine.analyze([ImageInput(str(s.path), decode_gray(s.path))],
@@ -360,13 +361,14 @@ def test_existing_out_refused_before_training(trained, mura, capsys):
 # ---------------------------------------------------------------------------- DDP
 
 
+@pytest.mark.slow  # ~1 min: two torchrun processes; runs in CI like the rest
 def test_distributed_data_parallel_on_cpu(mura, cache, tmp_path):
     # The same command under torchrun: 2 CPU processes, gloo, rank 0 writes the bundle.
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-         "2", "-m", "inference.training.cli", "train", "--data", str(mura), "--format", "mura",
+         "2", "-m", "viewer.cli", "train", "--data", str(mura), "--format", "mura",
          *FAST, "--batch-size", "4", "--cache-dir", str(cache), "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

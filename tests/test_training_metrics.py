@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from inference.preprocess import InputSpec, to_tensor
 from inference.training.data import Sample
 from inference.training.evaluate import (
     abnormality_report,
@@ -26,7 +27,6 @@ from inference.training.evaluate import (
     sigmoid,
     youden_threshold,
 )
-from inference.preprocess import InputSpec, to_tensor
 from inference.training.train import _loss
 
 

@@ -8,8 +8,9 @@ user's current window/level, so a score does not change when the user drags W/L.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,6 +81,8 @@ def build_inputs(
     inputs: list[ImageInput] = []
     errors: list[FileError] = []
     for ref in study.images:
+        if ref.ai_capture:  # radview's own AI capture: never a new view
+            continue
         if ref.error:
             errors.append(FileError(ref.path, ref.error))
             continue
@@ -90,3 +93,71 @@ def build_inputs(
         except ValueError as exc:  # the display pipeline refused the decoded values
             errors.append(FileError(ref.path, f"cannot be displayed ({exc})"))
     return inputs, errors
+
+
+@dataclass(frozen=True)
+class ViewRow:
+    """One row of the AI panel: a view of the study and what the model made of it.
+
+    Attributes
+    ----------
+    name, key
+        The view's label and its engine key (``str(ref.path)``).
+    probability
+        The view's probability (0–1), or None when it was not scored.
+    note
+        ``""`` when scored, else ``"not scored: <reason>"``.
+    has_map
+        True when the result holds a heatmap (CAM) for this view.
+    """
+
+    name: str
+    key: str
+    probability: float | None
+    note: str
+    has_map: bool
+
+    @property
+    def scored(self) -> bool:
+        return self.probability is not None
+
+
+def result_rows(result: Any, views: Sequence[tuple[str, str, str | None]]) -> list[ViewRow]:
+    """Every view of a study, scored or not, for the AI panel (Qt-free).
+
+    Parameters
+    ----------
+    result
+        An ``inference.engine.StudyResult`` (``images`` with ``key``, ``probability``,
+        ``cam``; ``supported``, ``reason``).
+    views
+        ``(name, key, reason)`` for *every* view of the study, in grid order; ``reason``
+        says why a view was not handed to the model (its scan or decode error), or None.
+
+    Returns
+    -------
+    list[ViewRow]
+        One per view, in the order given. A view the model did not see is "not scored:"
+        its reason (``"not decoded"`` when none is known); a view it saw without a
+        probability (study not supported) is "not scored:" the study's reason.
+    """
+    by_key = {im.key: im for im in getattr(result, "images", [])}
+    rows = []
+    for name, key, reason in views:
+        im = by_key.get(key)
+        prob = None if im is None else im.probability
+        if prob is not None:
+            note = ""
+        elif im is None:
+            note = f"not scored: {reason or 'not decoded'}"
+        else:
+            note = f"not scored: {getattr(result, 'reason', None) or 'no score'}"
+        has_map = im is not None and getattr(im, "cam", None) is not None
+        rows.append(ViewRow(name, key, prob, note, has_map))
+    return rows
+
+
+def scored_text(rows: Sequence[ViewRow]) -> str:
+    """``"2 of 3 views scored"`` (``"1 of 1 view scored"``)."""
+    total = len(rows)
+    return f"{sum(r.scored for r in rows)} of {total} view{'' if total == 1 else 's'} scored"

@@ -56,12 +56,18 @@ unsupported photometric interpretation or bit depths. Images shown with caveats 
 ``warnings``: colour shown as grayscale, multi-frame (frame 1 of N), a guessed transfer
 syntax, pydicom's header warnings.
 
-Patient names and IDs never go to the log; file names do.
+Every file is examined inside its own guard: whatever pydicom, Pillow or a decoder
+raises for one file (an unknown VR in a patient name, a panic in a Rust codec) becomes
+that file's :class:`FileError`, and the scan goes on with the next file.
+
+Patient names and IDs never go to the log file, nor do file and folder names (they may
+carry them: ``DOE_JANE.dcm``): log messages name paths by :func:`viewer.logs.file_ref`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -75,7 +81,8 @@ from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 
 from inference.bodyparts import normalize_body_part
-from viewer.logs import register_identifiers
+from viewer.dicom_results import is_radview_capture, is_radview_sr
+from viewer.logs import file_ref, register_identifiers
 from viewer.model import (
     FileError,
     ImageRef,
@@ -91,8 +98,10 @@ from viewer.pixels import (
     PixelError,
     capture_warnings,
     check_pixel_data,
+    failure_text,
     header_problem,
     int_value,
+    is_recoverable,
     read_dicom_header,
     sniff_dicom,
     spec_for_image,
@@ -261,23 +270,32 @@ def scan(
         else:
             state.add(path)
 
-    total = len(state.candidates)
     found: list[_Found] = []
+    reports: list[Path] = []
     if progress:
-        progress(0, total)
-    for done, cand in enumerate(state.candidates, start=1):
+        progress(0, len(state.candidates))
+    done = 0
+    while done < len(state.candidates):  # a DICOMDIR found by content adds candidates
         if state.cancelled():
-            log.info("scan cancelled after %d of %d files", done - 1, total)
+            log.info("scan cancelled after %d of %d files", done, len(state.candidates))
             break
-        result = _examine(cand)
-        if isinstance(result, FileError):
-            log.debug("%s: %s", result.path.name, result.reason)
+        cand = state.candidates[done]
+        done += 1
+        result = _examine_guarded(cand)
+        if isinstance(result, _DicomDirFound):
+            _expand_dicomdir(cand.path, state)
+        elif isinstance(result, _AIReport):
+            reports.append(result.path)
+        elif isinstance(result, FileError):
+            log.debug("%s: %s", file_ref(result.path), result.reason)
             state.errors.append(result)
-        elif result is not None:
+        else:
             found.append(result)
         if progress:
-            progress(done, total)
+            progress(done, len(state.candidates))
+    total = done
     out = _assemble(found, state.errors)
+    out.ai_reports = reports
     log.info("scan: %d files, %d images in %d studies, %d errors", total,
              len(out.images), len(out.studies), len(out.errors))
     return out
@@ -299,7 +317,7 @@ def _walk(root: Path, state: _Scan) -> None:
         dicomdir = next((f for f in sorted(filenames) if f.upper() == "DICOMDIR"), None)
         if dicomdir is not None:
             # The DICOMDIR governs this subtree; unreferenced files are not scanned.
-            log.info("%s: using its DICOMDIR, not walking the folder", folder.name)
+            log.info("%s: using its DICOMDIR, not walking the folder", file_ref(folder))
             dirnames[:] = []
             _expand_dicomdir(folder / dicomdir, state)
             continue
@@ -308,7 +326,7 @@ def _walk(root: Path, state: _Scan) -> None:
                 continue
             suffix = os.path.splitext(name)[1].lower()
             if suffix in SKIP_SUFFIXES or name.lower() in SKIP_NAMES:
-                log.debug("%s: skipped (not an image)", name)
+                log.debug("%s: skipped (not an image)", file_ref(folder / name))
                 continue
             state.add(folder / name)
 
@@ -322,12 +340,15 @@ def _is_dicomdir(path: Path) -> bool:
         return False
     if len(head) < 132 or head[128:132] != b"DICM":
         return False
+    # The whole read is guarded: a mangled meta group (an unknown VR in (0002,0002), a
+    # wrong length) makes pydicom raise while reading *or* while converting the value.
     try:
         with capture_warnings():
             meta = read_file_meta_info(path)
-    except Exception:
+            return text(meta, "MediaStorageSOPClassUID") == MediaStorageDirectoryStorage
+    except Exception as exc:
+        log.debug("%s: file meta not readable (%s)", file_ref(path), type(exc).__name__)
         return False
-    return meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage
 
 
 def _expand_dicomdir(dicomdir: Path, state: _Scan) -> None:
@@ -345,6 +366,11 @@ def _expand_dicomdir(dicomdir: Path, state: _Scan) -> None:
         return
     if not records:
         state.errors.append(FileError(dicomdir, "DICOMDIR lists no directory records"))
+        return
+    if not refs:
+        state.errors.append(FileError(
+            dicomdir, f"DICOMDIR has {len(records)} directory records but references no "
+                      f"files"))
         return
     root = dicomdir.parent
     real_root = Path(os.path.realpath(root))
@@ -402,7 +428,29 @@ def _find_case_insensitive(root: Path, parts: list[str]) -> Path | None:
 # ------------------------------------------------------------------------- examining
 
 
-def _examine(cand: _Candidate) -> _Found | FileError | None:
+class _DicomDirFound:
+    """:func:`_examine` found a DICOMDIR by its SOP Class: expand it."""
+
+
+@dataclass(frozen=True)
+class _AIReport:
+    """:func:`_examine` found radview's own AI structured report (listed, not an error)."""
+
+    path: Path
+
+
+def _examine_guarded(cand: _Candidate) -> _Found | FileError | _DicomDirFound:
+    """:func:`_examine`, with anything a library raises for this file made its error."""
+    try:
+        return _examine(cand)
+    except BaseException as exc:
+        if not is_recoverable(exc):
+            raise
+        log.debug("%s: examining failed (%s)", file_ref(cand.path), type(exc).__name__)
+        return FileError(cand.path, f"cannot be read: {failure_text(exc)}")
+
+
+def _examine(cand: _Candidate) -> _Found | FileError | _DicomDirFound:
     path = cand.path
     try:
         size = path.stat().st_size
@@ -442,7 +490,7 @@ def _no_pixel_reason(ds: Dataset) -> str:
     return f"no pixel data ({kind}: {name})"
 
 
-def _examine_dicom(path: Path) -> _Found | FileError | None:
+def _examine_dicom(path: Path) -> _Found | FileError | _DicomDirFound:
     with capture_warnings() as caught:
         try:
             header = read_dicom_header(path)
@@ -452,9 +500,13 @@ def _examine_dicom(path: Path) -> _Found | FileError | None:
             return FileError(path, f"cannot be read ({exc.strerror or exc})")
         ds = header.ds
         if text(ds, "SOPClassUID") == MediaStorageDirectoryStorage:
-            log.info("%s: a DICOMDIR not named DICOMDIR; not scanned as an image", path.name)
-            return None
+            # A DICOMDIR under another name, or one whose file meta lacks (0002,0002):
+            # its references are loaded (and missing ones listed) like any DICOMDIR's.
+            log.info("%s: a DICOMDIR found by its SOP Class", file_ref(path))
+            return _DicomDirFound()
         if header.pixel is None:
+            if is_radview_sr(ds):
+                return _AIReport(path)  # type: ignore[return-value]
             if 0x00280010 in ds:
                 return FileError(path, "file is truncated: the header describes an image but "
                                        "the file ends before its Pixel Data")
@@ -471,7 +523,9 @@ def _examine_dicom(path: Path) -> _Found | FileError | None:
             view_position=text(ds, "ViewPosition"),
             laterality=text(ds, "ImageLaterality") or text(ds, "Laterality"),
             image_comments=text(ds, "ImageComments"),
+            ai_capture=is_radview_capture(ds),
         )
+        ref.lossy, ref.lossy_ratios = _lossy(ds, ts)
         hints = path_hints(path)
         part = normalize_body_part(text(ds, "BodyPartExamined"))
         if part:
@@ -504,6 +558,43 @@ def _examine_dicom(path: Path) -> _Found | FileError | None:
     return found
 
 
+#: Transfer syntaxes that are always lossy (PS3.5 A.4, 8.2): JPEG Baseline and Extended,
+#: JPEG-LS near-lossless, and the video syntaxes (MPEG-2, MPEG-4, HEVC).
+LOSSY_TRANSFER_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+    *(f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)),
+})
+#: Transfer syntaxes that may be lossy or lossless (JPEG 2000, HTJ2K): lossy unless Lossy
+#: Image Compression (0028,2110) says ``00``.
+MAYBE_LOSSY_TRANSFER_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.91",
+                                           "1.2.840.10008.1.2.4.203"})
+
+
+def _lossy(ds: Dataset, ts: UID) -> tuple[bool, list[float]]:
+    """(lossy, ratios): whether the pixels went through lossy compression, and Lossy Image
+    Compression Ratio (0028,2112) where given (PS3.3 C.7.6.1.1.5).
+
+    Lossy when Lossy Image Compression (0028,2110) is ``01`` (the image was lossy
+    compressed at some point, whatever its transfer syntax now), or the transfer syntax
+    is lossy (:data:`LOSSY_TRANSFER_SYNTAXES`, or :data:`MAYBE_LOSSY_TRANSFER_SYNTAXES`
+    without ``00``).
+    """
+    flag = text(ds, "LossyImageCompression")
+    lossy = (flag == "01" or str(ts) in LOSSY_TRANSFER_SYNTAXES
+             or (str(ts) in MAYBE_LOSSY_TRANSFER_SYNTAXES and flag != "00"))
+    if not lossy:
+        return False, []
+    ratios = []
+    for part in text(ds, "LossyImageCompressionRatio").split("\\"):
+        try:
+            value = float(part)
+        except ValueError:
+            continue
+        if math.isfinite(value) and value > 0:
+            ratios.append(value)
+    return True, ratios
+
+
 def _group_dicom(ds: Dataset, ref: ImageRef, hints: PathHints) -> _Found:
     folder = str(Path(os.path.abspath(ref.path)).parent)
     study_uid = text(ds, "StudyInstanceUID")
@@ -520,7 +611,7 @@ def _group_dicom(ds: Dataset, ref: ImageRef, hints: PathHints) -> _Found:
     patient_key = ("dicom", patient_id) if patient_id else ("dicom-no-id", study_uid)
     patient = Patient(
         id=patient_id,
-        name=str(ds.get("PatientName", "") or "").strip(),
+        name=text(ds, "PatientName"),
         sex=text(ds, "PatientSex"),
         birth_date=text(ds, "PatientBirthDate"),
     )
@@ -534,7 +625,7 @@ def _group_dicom(ds: Dataset, ref: ImageRef, hints: PathHints) -> _Found:
         description=text(ds, "StudyDescription"),
         accession=text(ds, "AccessionNumber"),
         institution=text(ds, "InstitutionName"),
-        referring_physician=str(ds.get("ReferringPhysicianName", "") or "").strip(),
+        referring_physician=text(ds, "ReferringPhysicianName"),
         source=Path(folder),
     )
     series = Series(
@@ -566,7 +657,7 @@ def _examine_image(path: Path) -> _Found | FileError:
             return FileError(path, f"image is too large to open ({exc})")
         except (OSError, ValueError, SyntaxError) as exc:
             return FileError(path, f"image cannot be read ({exc})")
-    ref = ImageRef(path=path, kind="image", spec=spec)
+    ref = ImageRef(path=path, kind="image", spec=spec, lossy=fmt == "JPEG")
     hints = path_hints(path)
     if hints.body_part:
         ref.body_part, ref.body_part_source = hints.body_part, "path"
@@ -600,7 +691,7 @@ def _assemble(found: list[_Found], errors: list[FileError]) -> LoadResult:
         if uid and uid in by_sop:
             kept = by_sop[uid]
             log.info("%s: duplicate SOP Instance UID, already loaded from %s; dropped",
-                     ref.path.name, kept.path.name)
+                     file_ref(ref.path), file_ref(kept.path))
             kept.warnings.append(f"duplicate SOP Instance UID also in {ref.path.name}")
             continue
         if uid:

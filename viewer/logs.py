@@ -26,12 +26,18 @@ Redaction. Every record that reaches radview's handlers goes through
    pydicom's ``(0010,xxxx) Name  VR: value`` element dumps have their value masked.
 
 This is a safety net, not a guarantee: log messages should still avoid identifiers.
+File and folder names are never logged: messages name a path by :func:`file_ref`, a short
+stable hash (names such as ``DOE_JANE.dcm`` are logged before any header is read).
+Without ``verbose``, pydicom's own records are dropped (:class:`QuietLibraries`): radview
+reports each file's problem itself, and pydicom's quote tracebacks, values and UIDs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import threading
@@ -64,6 +70,30 @@ _TAG_DUMP = re.compile(
     r"(?P<value>'[^'\n]*'|\"[^\"\n]*\"|[^\n]*)")
 
 
+#: A registered value matches between letters/digits only: ``_``, ``-``, ``.`` and ``^``
+#: separate, so ``DOE`` is found in ``DOE_JANE.dcm`` and ``MRN12345`` in
+#: ``MRN12345_hand.dcm`` (``\b`` and ``\w`` count ``_`` as part of a word).
+_EDGE_BEFORE = r"(?<![^\W_])"
+_EDGE_AFTER = r"(?![^\W_])"
+
+
+def file_ref(path: str | os.PathLike[str]) -> str:
+    """A short stable name for a file or folder in log messages: ``file#3fa2c1d0``.
+
+    File and folder names often carry patient names or record numbers
+    (``DOE_JANE.dcm``, ``MRN12345_hand/``), and they are logged before any header says
+    which values identify a patient. Log messages therefore name paths by this hash of
+    the absolute path (the first 8 hex digits of its SHA-256), never by the name itself;
+    the same path always gives the same reference, so the records of one file can be
+    followed through a log. To find the file behind a reference::
+
+        python -c "from viewer.logs import file_ref; print(file_ref('PATH'))"
+    """
+    absolute = os.path.abspath(os.fspath(path))
+    digest = hashlib.sha256(absolute.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"file#{digest[:8]}"
+
+
 def _variants(value: str) -> set[str]:
     value = value.strip()
     out = {value}
@@ -94,8 +124,8 @@ def register_identifiers(values: Iterable[object]) -> None:
         _identifiers.update(new)
         alternatives = sorted(_identifiers, key=len, reverse=True)  # longest first
         _pattern = re.compile(
-            r"(?<!\w)(?:" + "|".join(re.escape(v) for v in alternatives) + r")(?!\w)",
-            re.IGNORECASE)
+            _EDGE_BEFORE + r"(?:" + "|".join(re.escape(v) for v in alternatives) + r")"
+            + _EDGE_AFTER, re.IGNORECASE)
 
 
 def clear_identifiers() -> None:
@@ -135,6 +165,25 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class QuietLibraries(logging.Filter):
+    """Drops the records of libraries whose messages radview reports itself.
+
+    pydicom logs every decoding plugin that fails at ERROR with a full traceback (and
+    header oddities at WARNING, quoting element values and UIDs), even when radview then
+    reports the file's problem in one line; importing pydicom resets its logger's level
+    (``pydicom.config.debug(False, False)``), so a level set before that import is lost.
+    A filter on radview's own handlers does not depend on import order. With ``verbose``
+    nothing is dropped.
+    """
+
+    #: Logger names (and their children) that are dropped.
+    NAMES = ("pydicom",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.name == n or record.name.startswith(n + ".")
+                       for n in self.NAMES)
+
+
 def _is_ours(handler: logging.Handler) -> bool:
     return getattr(handler, "_radview", False)
 
@@ -151,10 +200,13 @@ def setup_logging(verbose: bool = False) -> Path | None:
         handler.close()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     redacting = RedactingFilter()
+    quiet = None if verbose else QuietLibraries()
 
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
     stderr.setFormatter(logging.Formatter(STDERR_FORMAT))
+    if quiet is not None:
+        stderr.addFilter(quiet)
     stderr.addFilter(redacting)
     stderr._radview = True  # type: ignore[attr-defined]
     root.addHandler(stderr)
@@ -168,6 +220,8 @@ def setup_logging(verbose: bool = False) -> Path | None:
         return None
     file_handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
+    if quiet is not None:
+        file_handler.addFilter(quiet)
     file_handler.addFilter(redacting)
     file_handler._radview = True  # type: ignore[attr-defined]
     root.addHandler(file_handler)

@@ -97,8 +97,10 @@ class PixelSpec:
         return self.pixel_representation == 1
 
     @property
-    def stored_range(self) -> tuple[int, int]:
-        """Inclusive range of values representable in ``bits_stored`` bits."""
+    def declared_range(self) -> tuple[int, int]:
+        """Inclusive range of stored values the header declares possible: every value
+        representable in ``bits_stored`` bits, signed or not after ``pixel_representation``
+        (what the pixels actually hold is :attr:`viewer.display.DisplayPipeline.present_range`)."""
         if self.signed:
             return -(1 << (self.bits_stored - 1)), (1 << (self.bits_stored - 1)) - 1
         return 0, (1 << self.bits_stored) - 1
@@ -128,7 +130,14 @@ class ImageRef:
     spec: PixelSpec | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
-    frame_offset: int = 0  # reserved for multi-frame navigation
+    #: The pixels went through lossy compression: Lossy Image Compression (0028,2110) is
+    #: "01", or the transfer syntax is lossy (see :func:`viewer.loader.scan`).
+    lossy: bool = False
+    #: Lossy Image Compression Ratio (0028,2112), one per compression step, when given.
+    lossy_ratios: list[float] = field(default_factory=list)
+    #: radview's own AI secondary capture (:func:`viewer.dicom_results.is_radview_capture`):
+    #: shown, never given to the model as a view.
+    ai_capture: bool = False
 
     @property
     def name(self) -> str:
@@ -192,6 +201,9 @@ class FileError:
 class LoadResult:
     patients: list[Patient] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
+    #: radview AI structured reports found by the scan (not errors); their findings are
+    #: mapped onto the source images by :func:`viewer.dicom_results.findings_for`.
+    ai_reports: list[Path] = field(default_factory=list)
 
     @property
     def studies(self) -> list[Study]:

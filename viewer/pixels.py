@@ -40,7 +40,17 @@ Failures raise :class:`PixelError`, whose message names the file and the reason:
 * a transfer syntax that no installed plugin decodes: the message gives the transfer
   syntax name and UID and what to install (pydicom's decoder registry, e.g. ``python-gdcm``
   for 12-bit JPEG Extended, which Pillow cannot read and pylibjpeg-libjpeg fails on);
-* a frame index outside ``0 .. NumberOfFrames - 1``.
+* a frame index outside ``0 .. NumberOfFrames - 1``;
+* anything a decoder raises on corrupt data, including a Rust panic in a pyo3-based
+  codec (``pyo3_runtime.PanicException`` derives from ``BaseException``, not
+  ``Exception``; see :func:`is_recoverable`): the message says the data is corrupt when
+  every installed plugin failed on the data itself, and names what to install only when
+  one refused the variant as unsupported.
+
+RLE Lossless is decoded with pydicom's own (numpy) RLE plugin: pylibjpeg-rle panics
+("index out of bounds") on a segment that decodes longer than the frame, and a Rust
+panic prints its message and backtrace to stderr before Python sees it. pydicom's plugin
+raises an ordinary error instead (about 0.15 s for a 5-megapixel 16-bit frame).
 
 Warnings
 --------
@@ -89,8 +99,10 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    RLELossless,
 )
 
+from viewer.logs import file_ref
 from viewer.model import ImageRef, LutData, PixelSpec, Window
 
 log = logging.getLogger(__name__)
@@ -120,7 +132,32 @@ PLUGIN_PACKAGES = {
     "pillow": "pillow",
 }
 
+#: The pydicom plugin that decodes RLE Lossless (see the module notes); "" lets pydicom
+#: choose (pylibjpeg-rle first when installed).
+RLE_PLUGIN = "pydicom"
+
 _WARNINGS_LOCK = threading.RLock()
+
+
+def is_recoverable(exc: BaseException) -> bool:
+    """True for a failure that belongs to one file: any ``Exception``, and the
+    ``PanicException`` of pyo3-based decoders (a Rust panic; it derives from
+    ``BaseException``). False for ``KeyboardInterrupt``, ``SystemExit`` and
+    ``GeneratorExit``, which must propagate."""
+    if isinstance(exc, Exception):
+        return True
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
+def failure_text(exc: BaseException) -> str:
+    """An unexpected failure for one file in words: a decoder panic is named as such
+    (the data is corrupt), other exceptions by type and (shortened) message."""
+    if isinstance(exc, PixelError):
+        return exc.reason
+    if type(exc).__name__ == "PanicException":
+        return f"a decoder crashed on the data, which is corrupt ({_short(exc)})"
+    return f"{type(exc).__name__}: {_short(exc)}"
 
 
 class PixelError(Exception):
@@ -686,8 +723,8 @@ def read_dicom_header(path: str | os.PathLike[str]) -> DicomHeader:
         except Exception as exc:
             raise PixelError(path, f"DICOM header cannot be read ({_short(exc)})") from exc
         position = f.tell()
-        meta_ts = ds.file_meta.get("TransferSyntaxUID") if ds.file_meta else None
-        ts = UID(str(meta_ts)) if meta_ts else _deduced_transfer_syntax(ds)
+        meta_ts = text(ds.file_meta, "TransferSyntaxUID") if ds.file_meta else ""
+        ts = UID(meta_ts) if meta_ts else _deduced_transfer_syntax(ds)
         if len(ds) == 0:
             what = "only a File Meta Information header" if ds.file_meta else "no data"
             raise PixelError(path, f"truncated or empty DICOM file: {what}, no data set")
@@ -980,9 +1017,16 @@ def decode(ref: ImageRef, frame: int = 0) -> DecodedImage:
     """
     if ref.error:
         raise PixelError(ref.path, ref.error)
-    if ref.kind == "image":
-        return decode_image_file(ref.path, frame)
-    return decode_dicom(ref.path, frame)
+    try:
+        if ref.kind == "image":
+            return decode_image_file(ref.path, frame)
+        return decode_dicom(ref.path, frame)
+    except PixelError:
+        raise
+    except BaseException as exc:
+        if not is_recoverable(exc):
+            raise
+        raise PixelError(ref.path, failure_text(exc)) from exc
 
 
 def decode_dicom(path: str | os.PathLike[str], frame: int = 0) -> DecodedImage:
@@ -1006,13 +1050,18 @@ def decode_dicom(path: str | os.PathLike[str], frame: int = 0) -> DecodedImage:
         if not 0 <= frame < spec.number_of_frames:
             raise PixelError(path, f"frame {frame} requested, the file has frames 0.."
                                    f"{spec.number_of_frames - 1}")
+        problem = codestream_problem(path, header, spec)
+        if problem:
+            raise PixelError(path, problem)
         colour = spec.photometric in COLOUR
         arr = _pixel_array(path, header, spec, frame,
                            raw=not colour or spec.photometric == "PALETTE COLOR")
         if spec.photometric == "PALETTE COLOR":
             try:
                 arr = apply_color_lut(to_stored(arr, spec), header.ds)
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_recoverable(exc):
+                    raise
                 raise PixelError(path, f"palette colour lookup failed ({_short(exc)})") from exc
     notes = list(length_notes) + [f"pydicom: {m}" for m in caught]
     if arr.ndim == 3 and not colour:
@@ -1045,15 +1094,20 @@ def _pixel_array(path: Path, header: DicomHeader, spec: PixelSpec, frame: int, *
     """
     ts = header.transfer_syntax
     implicit, little = header.ds.original_encoding
-    first_error: Exception | None = None
+    first_error: BaseException | None = None
+    options: dict[str, Any] = {"raw": raw, "correct_unused_bits": False}
+    if ts == RLELossless and RLE_PLUGIN:
+        options["decoding_plugin"] = RLE_PLUGIN
     if (header.transfer_syntax_from_meta and ts != DeflatedExplicitVRLittleEndian
             and (implicit, little) == (ts.is_implicit_VR, ts.is_little_endian)):
         try:
             with path.open("rb") as f:
-                return pixel_array(f, index=frame, raw=raw, correct_unused_bits=False)
-        except Exception as exc:
+                return pixel_array(f, index=frame, **options)
+        except BaseException as exc:
+            if not is_recoverable(exc):
+                raise
             log.debug("%s: direct decoding failed (%s); retrying from the data set",
-                      path.name, _short(exc))
+                      file_ref(path), type(exc).__name__)
             first_error = exc
     try:
         with path.open("rb") as f:
@@ -1061,24 +1115,152 @@ def _pixel_array(path: Path, header: DicomHeader, spec: PixelSpec, frame: int, *
         ds.file_meta.TransferSyntaxUID = ts
         if "NumberOfFrames" in ds or spec.number_of_frames > 1:
             ds.NumberOfFrames = spec.number_of_frames
-        return pixel_array(ds, index=frame, raw=raw, correct_unused_bits=False)
-    except Exception as exc:
+        return pixel_array(ds, index=frame, **options)
+    except BaseException as exc:
+        if not is_recoverable(exc):
+            raise
         raise PixelError(path, _decode_failure(ts, first_error or exc)) from exc
+
+
+#: Transfer syntaxes whose fragments are JPEG 2000 codestreams (PS3.5 A.4.4, A.4.11).
+_J2K_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+                           "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+                           "1.2.840.10008.1.2.4.203"})
+#: Transfer syntaxes whose fragments are JPEG / JPEG-LS streams (PS3.5 A.4.1 – A.4.3).
+_JPEG_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                            "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+                            "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
+#: JPEG start-of-frame markers (ITU-T T.81 B.1.1.3; SOF55 of JPEG-LS, T.87).
+_SOF_MARKERS = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC),
+                          *range(0xCD, 0xD0), 0xF7})
+#: Most tiles a JPEG 2000 codestream may have (Isot is 16 bits, ITU-T T.800 A.4.2).
+_MAX_TILES = 65535
+
+
+def _first_fragment_head(path: Path, header: DicomHeader, size: int = 8192) -> bytes:
+    """The first ``size`` bytes of the first fragment of encapsulated pixel data (after
+    the Basic Offset Table item, PS3.5 A.4), or b"" when it cannot be located."""
+    info = header.pixel
+    if info is None or info.offset < 0 or info.length is not None:
+        return b""
+    with path.open("rb") as f:
+        f.seek(info.offset)
+        item = f.read(8)
+        if len(item) < 8 or item[:4] != b"\xfe\xff\x00\xe0":
+            return b""
+        f.seek(struct.unpack("<I", item[4:])[0], os.SEEK_CUR)  # skip the offset table
+        item = f.read(8)
+        if len(item) < 8 or item[:4] != b"\xfe\xff\x00\xe0":
+            return b""
+        return f.read(min(size, struct.unpack("<I", item[4:])[0]))
+
+
+def _j2k_size(head: bytes) -> tuple[int, int, int] | None:
+    """(columns, rows, tiles) from a JPEG 2000 SIZ marker segment (T.800 A.5.1)."""
+    at = head.find(b"\xff\x4f\xff\x51")
+    if at < 0 or len(head) < at + 4 + 36:
+        return None
+    (xsiz, ysiz, xosiz, yosiz, xtsiz, ytsiz, xtosiz, ytosiz) = struct.unpack(
+        ">8I", head[at + 8:at + 40])
+    if xtsiz == 0 or ytsiz == 0 or xsiz <= xosiz or ysiz <= yosiz:
+        return (0, 0, 0)
+    tiles = -(-(xsiz - xtosiz) // xtsiz) * -(-(ysiz - ytosiz) // ytsiz)
+    return xsiz - xosiz, ysiz - yosiz, tiles
+
+
+def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+    """(columns, rows) from the first JPEG start-of-frame marker (T.81 B.2.2); rows 0
+    means "defined by a DNL marker"."""
+    if head[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 4 <= len(head):
+        if head[at] != 0xFF:
+            return None
+        marker = head[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        (length,) = struct.unpack(">H", head[at + 2:at + 4])
+        if marker in _SOF_MARKERS:
+            if at + 9 > len(head):
+                return None
+            rows, cols = struct.unpack(">HH", head[at + 5:at + 9])
+            return cols, rows
+        at += 2 + length
+    return None
+
+
+def codestream_problem(path: Path, header: DicomHeader, spec: PixelSpec) -> str | None:
+    """Why the first compressed frame must not be handed to a decoder, or None.
+
+    A JPEG 2000 or JPEG stream whose own header declares a larger image than Rows ×
+    Columns (a corrupt SIZ/SOF marker: 256 × 15,533,056 in a 256 × 1024 file), or a JPEG
+    2000 stream with more than 65,535 tiles, made openjpeg run for minutes (the fuzzer's
+    one hang); such a stream is corrupt and is refused before decoding. Streams that
+    cannot be parsed here are left to the decoder.
+    """
+    ts = str(header.transfer_syntax)
+    if ts not in _J2K_SYNTAXES and ts not in _JPEG_SYNTAXES:
+        return None
+    try:
+        head = _first_fragment_head(path, header)
+    except (OSError, struct.error):
+        return None
+    if ts in _J2K_SYNTAXES:
+        found = _j2k_size(head)
+        if found is None:
+            return None
+        cols, rows, tiles = found
+        what = "the JPEG 2000 codestream's SIZ marker"
+        if tiles == 0 or tiles > _MAX_TILES:
+            return _corrupt(header.transfer_syntax,
+                            f"{what} declares an impossible tiling ({tiles} tiles)")
+    else:
+        found_jpeg = _jpeg_size(head)
+        if found_jpeg is None:
+            return None
+        cols, rows = found_jpeg
+        what = "the JPEG frame header"
+    if cols > spec.columns or rows > spec.rows:
+        return _corrupt(header.transfer_syntax,
+                        f"{what} declares {cols}×{rows} pixels (width×height), the DICOM "
+                        f"header {spec.columns}×{spec.rows}")
+    return None
+
+
+def _corrupt(ts: UID, reason: str) -> str:
+    return (f"{_ts_words(ts)} pixel data could not be decoded ({reason}); the compressed "
+            f"data is corrupt")
 
 
 def _decode_failure(ts: UID, exc: BaseException) -> str:
     """A decode failure in words: transfer syntax, the plugins' reasons, what else
     would decode it."""
     reason = _plugin_reasons(exc)
+    if type(exc).__name__ == "PanicException":
+        reason = f"the decoder crashed: {reason}"
     if not ts.is_encapsulated:
         return f"{_ts_words(ts)} pixel data could not be read ({reason})"
     try:
         missing = get_decoder(ts).missing_dependencies
     except NotImplementedError:
         missing = []
-    hint = (f"another decoder may read it: {_install_hint(missing)}" if missing else
-            "the data may be corrupt or use a variant the installed plugins do not support")
+    if not _UNSUPPORTED.search(reason):
+        # Every installed plugin failed on the data itself: another one would not help.
+        hint = "the compressed data is corrupt"
+    elif missing:
+        hint = f"another decoder may read it: {_install_hint(missing)}"
+    else:
+        hint = "it uses a variant the installed plugins do not support"
     return f"{_ts_words(ts)} pixel data could not be decoded ({reason}); {hint}"
+
+
+#: A plugin's reason that says it does not handle the variant (then another plugin may),
+#: as opposed to failing on the data (Pillow: "does not support 'JPEG Extended' for
+#: samples with 12-bit precision").
+_UNSUPPORTED = re.compile(r"not support|unsupported|not available|not implemented",
+                          re.IGNORECASE)
 
 
 def _plugin_reasons(exc: BaseException) -> str:

@@ -195,6 +195,18 @@ class AiSummary:
         src = self.body_part_source or ""
         return SOURCE_TEXT.get(src, src)
 
+    @property
+    def rule_text(self) -> str:
+        """How this study's label follows from its score, in the direction that applies
+        (``""`` when not scored): a score at or above the threshold gives the positive
+        label, a score below it the negative one (:mod:`inference.engine`)."""
+        if not self.scored or self.score is None or self.threshold is None:
+            return ""
+        where = "at or above" if self.positive else "below"
+        return (f"The study score is the mean of the views' probabilities; it is {where} "
+                f"the threshold ({self.score:.2f} vs {self.threshold:.2f}), so the study "
+                f"is labelled {self.label}.")
+
 
 @dataclass
 class BundleSummary:

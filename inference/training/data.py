@@ -664,7 +664,7 @@ class Progress:
                 sys.stderr.flush()
 
     def __call__(self, done: int, total: int | None = None) -> None:
-        """``progress(done, total)`` callbacks (:func:`build_cache`, ``predict``)."""
+        """``progress(done, total)`` callbacks (:func:`build_cache`, ``score_samples``)."""
         if total is not None:
             self.total = total
         self.update(done)

@@ -53,8 +53,8 @@ import numpy as np
 import torch
 
 from inference.bodyparts import normalize_body_part
-from inference.training.data import Sample
 from inference.preprocess import InputSpec
+from inference.training.data import Sample
 
 log = logging.getLogger(__name__)
 
@@ -586,10 +586,11 @@ def normalize_batch(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     return torch.addcmul(offset, x.to(torch.float32), scale)
 
 
-def predict(model: torch.nn.Module, images: np.ndarray, rows: Sequence[int], spec: InputSpec,
-            *, device: torch.device, batch_size: int = 32, amp: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Logits of ``model`` for cached images.
+def score_samples(model: torch.nn.Module, images: np.ndarray, rows: Sequence[int],
+                  spec: InputSpec, *, device: torch.device, batch_size: int = 32, amp: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Logits of ``model`` for cached images (training and evaluation; the viewer's
+    scoring is :class:`inference.engine.Engine`).
 
     Parameters
     ----------
@@ -798,6 +799,7 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
         With a message naming the file and problem.
     """
     from inference.bundle import Bundle
+    from inference.engine import resolve_device
     from inference.training.data import (
         DataError,
         Progress,
@@ -809,7 +811,6 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
         router_class,
         split_samples,
     )
-    from inference.engine import resolve_device
 
     bundle = Bundle.load(bundle_dir)
     manifest = bundle.manifest
@@ -859,8 +860,8 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
         scored = [kept[i] for i in rows]
         model = bundle.load_model(spec_entry, dev)
         bar = Progress(len(rows), f"scoring {key}", progress)
-        logits = predict(model, images, rows, spec_entry.input, device=dev,
-                         batch_size=batch_size, progress=bar)
+        logits = score_samples(model, images, rows, spec_entry.input, device=dev,
+                               batch_size=batch_size, progress=bar)
         bar.close()
         model_dir = out_dir / key
         model_dir.mkdir(exist_ok=True)

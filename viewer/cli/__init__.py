@@ -1,33 +1,55 @@
-"""The ``radview`` command.
+"""The ``radview`` command: the GUI, or one subcommand per module of this package.
 
 ::
 
     radview [PATH ...]           open the GUI (the bundled sample study when no PATH)
     radview --demo               open the GUI on the bundled sample study
-    radview info PATH ... [--json]
-    radview render FILE -o OUT.png [--wl=CENTER,WIDTH] [--invert]
+    radview info PATH ... [--json]                                  (viewer.cli.info)
+    radview render FILE -o OUT.png [--wl=CENTER,WIDTH] [--invert]   (viewer.cli.render)
     radview predict PATH ... [--bundle DIR] [--device auto|cpu|cuda] [--cams DIR]
-                    [--format json|csv]
+                    [--format json|csv]                             (viewer.cli.predict)
     radview report PATH ... -o REPORT.pdf [--bundle DIR | --no-ai] [--deidentify]
+                                                                    (viewer.cli.report)
+    radview train --data PATH --format … --out BUNDLE_DIR           (viewer.cli.train)
+    radview evaluate --bundle DIR --data PATH --format … --out DIR  (viewer.cli.evaluate)
+    radview listen [--aet RADVIEW] [--port 11112] [--host 127.0.0.1] --inbox DIR
+                   [--accept AET ...] [--analyse]                 (viewer.cli.listen)
+
+``python -m viewer.cli …`` is the same command (how ``torchrun`` starts ``train``).
+
+Every subcommand is a module ``viewer.cli.<name>`` with ``main(argv) -> int`` (the exit
+status), imported only when that subcommand runs; each starts with
+:func:`viewer.cli._common.start` (argument parsing, logging). Adding one is one line in
+:data:`COMMANDS`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
 from viewer import __version__, paths
 from viewer.logs import setup_logging
 
-SUBCOMMANDS = ("info", "render", "predict", "train", "evaluate", "report")
+#: Subcommand → module under ``viewer.cli`` (each has ``main(argv) -> int``), in help order.
+COMMANDS: dict[str, str] = {
+    "info": "info",
+    "render": "render",
+    "predict": "predict",
+    "train": "train",
+    "evaluate": "evaluate",
+    "report": "report",
+    "listen": "listen",
+}
 
 
 def _gui_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radview",
         description="Radiograph viewer with built-in AI (research use only). "
-        f"Subcommands: {', '.join(SUBCOMMANDS)} (radview SUBCOMMAND --help).")
+        f"Subcommands: {', '.join(COMMANDS)} (radview SUBCOMMAND --help).")
     p.add_argument("paths", nargs="*", help="DICOM files, folders, DICOMDIRs or images")
     p.add_argument("--demo", action="store_true", help="open the bundled sample study")
     p.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: saved)")
@@ -47,15 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(verbose="-v" in argv or "--verbose" in argv)
     # pydicom's own warnings quote element values (names, IDs, dates): keep them out of logs.
     logging.getLogger("pydicom").setLevel(logging.ERROR)
-    if argv and argv[0] in SUBCOMMANDS:
-        from inference.training import cli as cli_train
-        from viewer import cli_info, cli_predict, cli_report
-
-        handler = {"info": cli_info.info_main, "render": cli_info.render_main,
-                   "predict": cli_predict.predict_main, "train": cli_train.train_main,
-                   "evaluate": cli_train.evaluate_main, "report": cli_report.report_main,
-                   }[argv[0]]
-        return handler(argv[1:])
+    if argv and argv[0] in COMMANDS:
+        command = importlib.import_module(f"{__name__}.{COMMANDS[argv[0]]}")
+        return command.main(argv[1:])
     args = _gui_parser().parse_args(argv)
     targets = list(args.paths)
     if args.demo or not targets:
@@ -64,7 +80,3 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_gui(targets, theme=args.theme, quit_after_ms=args.quit_after,
                    screenshot=args.screenshot, bundle=args.bundle, device=args.device)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""``radview predict``: score every study found under the given paths (Qt-free).
+"""``radview predict``: score every study found under the given paths (Qt-free;
+:mod:`viewer.cli` runs :func:`main`).
 
 ::
 
@@ -74,6 +75,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from viewer.cli._common import start
+
 SCHEMA = "radview-predict/1"
 
 CSV_COLUMNS = ("study", "body_part", "body_part_source", "supported", "reason", "model",
@@ -95,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where to run the models (default: auto = CUDA if available)")
     p.add_argument("--cams", metavar="DIR", help="write Grad-CAM overlays (PNG) to DIR")
+    p.add_argument("--dicom-out", metavar="DIR",
+                   help="write each scored DICOM study's result as DICOM to DIR/<study UID>/: "
+                        "a TID 1500 SR and one secondary capture per view")
+    p.add_argument("--body-part", metavar="PART",
+                   help="score every study as this body part (e.g. WRIST) with that part's "
+                        "model, routing skipped, as the viewer's override does")
     p.add_argument("--format", default="json", choices=("json", "csv"),
                    help="output format on stdout (default: json)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -150,18 +159,31 @@ def _write_rgb_png(rgb: Any, out: Path) -> None:
         raise
 
 
+def _write_dicom(out: str, study: Any, inputs: Any, res: Any, bundle: Any,
+                 errors: list[dict[str, Any]]) -> list[str]:
+    """``--dicom-out``: the SR and SCs of one study (:mod:`viewer.dicom_results`)."""
+    from viewer.dicom_results import ExportError, outcome_from, write_results
+
+    if not res.supported:
+        return []
+    try:
+        return [str(p) for p in write_results(outcome_from(study, inputs, res, bundle), out)]
+    except ExportError as exc:
+        errors.append({"path": str(study.source or study.uid), "error": str(exc)})
+    except OSError as exc:
+        errors.append({"path": out, "error": f"cannot write the DICOM result ({exc})"})
+    return []
+
+
 def _num(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def predict_main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """Run ``radview predict``; returns the exit status (see the module notes)."""
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    if args.verbose:
-        logging.getLogger().setLevel(logging.INFO)
+    args = start(_parser(), argv)
+    if isinstance(args, int):
+        return args
 
     from inference.bundle import Bundle, default_bundle
     from inference.engine import Engine
@@ -176,6 +198,13 @@ def predict_main(argv: list[str]) -> int:
         return _fail(str(exc))
     try:
         engine = Engine(bundle, args.device)
+        if args.body_part is not None:
+            from inference.bodyparts import normalize_body_part
+
+            part = normalize_body_part(args.body_part)
+            if part not in bundle.manifest.routing:
+                return _fail(f"--body-part {args.body_part!r}: this bundle has no model for "
+                             f"it (it covers: {', '.join(bundle.manifest.parts)})")
     except (InferenceError, ValueError, RuntimeError) as exc:
         return _fail(str(exc))
     cams_dir = Path(args.cams) if args.cams else None
@@ -201,14 +230,16 @@ def predict_main(argv: list[str]) -> int:
         entry: dict[str, Any] = {
             "study": study.uid, "body_part": None, "body_part_source": None,
             "supported": False, "reason": None, "model": None, "score": None,
-            "label": None, "threshold": None, "flags": [], "images": []}
+            "label": None, "threshold": None, "flags": [], "body_part_uncertain": False,
+            "router_part": None, "router_confidence": None, "images": []}
         studies_out.append(entry)
         if not inputs:
             entry["reason"] = "no readable images"
             continue
         images_seen += len(inputs)
         try:
-            res = engine.analyze(inputs, cams=cams_dir is not None)
+            res = engine.analyze(inputs, override_part=args.body_part,
+                                 cams=cams_dir is not None or bool(args.dicom_out))
         except InferenceError as exc:
             log.warning("study %s: %s", study.uid, exc)
             entry["reason"] = f"analysis failed: {exc}"
@@ -219,7 +250,9 @@ def predict_main(argv: list[str]) -> int:
             "body_part": res.body_part, "body_part_source": res.body_part_source,
             "supported": res.supported, "reason": res.reason, "model": res.model,
             "score": _num(res.score), "label": res.label, "threshold": res.threshold,
-            "flags": list(res.flags)})
+            "flags": list(res.flags), "body_part_uncertain": res.part_uncertain,
+            "router_part": res.router_part,
+            "router_confidence": _num(res.router_confidence)})
         scored += res.supported
         for im, r in zip(inputs, res.images, strict=True):
             cam_path = None
@@ -234,6 +267,8 @@ def predict_main(argv: list[str]) -> int:
             entry["images"].append({"path": r.key, "body_part": r.body_part,
                                     "probability": _num(r.probability),
                                     "cam": str(cam_path) if cam_path else None})
+        if args.dicom_out:
+            entry["dicom"] = _write_dicom(args.dicom_out, study, inputs, res, bundle, errors)
     progress.update(total, total)
     progress.close()
     elapsed = time.perf_counter() - started

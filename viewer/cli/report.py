@@ -34,6 +34,7 @@ import os
 import sys
 from pathlib import Path
 
+from viewer.cli._common import start
 from viewer.report import AGREEMENTS, NOT_REVIEWED, ReportError
 
 log = logging.getLogger(__name__)
@@ -91,14 +92,11 @@ def _target_problem(target: Path) -> str | None:
     return None
 
 
-def report_main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """Run ``radview report``; returns the exit status (see the module notes)."""
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    if args.verbose:
-        logging.getLogger().setLevel(logging.INFO)
+    args = start(_parser(), argv)
+    if isinstance(args, int):
+        return args
     target = Path(args.output).expanduser()
     problem = _target_problem(target)
     if problem:

@@ -1,14 +1,16 @@
-"""``radview train`` and ``radview evaluate`` (see ``docs/training.md``).
+"""``radview train``: train a model and write it as a bundle (see ``docs/training.md``).
 
 ::
 
     radview train --data PATH --format mura|csv|fracatlas --task abnormality|router
                   --arch NAME --size PX --epochs N --out BUNDLE_DIR [options]
-    radview evaluate --bundle DIR --data PATH --format mura|csv|fracatlas --out DIR
 
-Both also run as ``python -m inference.training.cli train|evaluate …``, which is how
-``torchrun`` starts them on several GPUs (or CPU processes):
-``torchrun --nproc_per_node 8 -m inference.training.cli train …``.
+:mod:`viewer.cli` runs :func:`main`; ``python -m viewer.cli train …`` is the same command,
+which is how ``torchrun`` starts it on several GPUs (or CPU processes):
+``torchrun --nproc_per_node 8 -m viewer.cli train …``. The training code
+(:mod:`inference.training`) is imported inside the functions, when the command runs: this
+module and :mod:`viewer.cli.evaluate` are the only viewer modules that import it (an
+import-linter contract in ``pyproject.toml``).
 
 Exit status: 0 done, 2 refused (bad option, data or bundle: the message says which),
 130 interrupted (the last checkpoint stays; continue with ``--resume``).
@@ -17,24 +19,20 @@ Exit status: 0 done, 2 refused (bad option, data or bundle: the message says whi
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import shlex
 import sys
 
-from inference.errors import InferenceError
-
-log = logging.getLogger(__name__)
+from viewer.cli._common import start
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-def _fraction(text: str) -> float:
+def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
@@ -45,7 +43,7 @@ def _workers(text: str) -> int | None:
     return None if text == "auto" else int(text)
 
 
-def _data_options(p: argparse.ArgumentParser) -> None:
+def data_options(p: argparse.ArgumentParser) -> None:
     from inference.training.data import FORMATS
 
     g = p.add_argument_group("data")
@@ -56,7 +54,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--parts", metavar="LIST",
                    help="only these body parts, comma-separated (e.g. WRIST,HAND; 'upper' = "
                         "the seven MURA parts and ARM)")
-    g.add_argument("--limit", type=_positive_int, metavar="N",
+    g.add_argument("--limit", type=positive_int, metavar="N",
                    help="debugging: a seeded random subset of about N images (whole studies)")
     g.add_argument("--cache-dir", metavar="DIR",
                    help="decoded-image cache (default: RADVIEW_CACHE_DIR or the user cache "
@@ -68,7 +66,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
 
-def train_parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     """The ``radview train`` argument parser."""
     from inference.models import ARCHITECTURES
 
@@ -78,14 +76,14 @@ def train_parser() -> argparse.ArgumentParser:
                     "only). Defaults follow the MURA paper (DenseNet-169, 320 px, ImageNet "
                     "init, flips and ±30° rotations, per-part weighted BCE, Adam 1e-4, "
                     "batch 8, lr ÷10 on plateau, best validation loss kept).")
-    _data_options(p)
+    data_options(p)
     g = p.add_argument_group("task and model")
     g.add_argument("--task", choices=("abnormality", "router"), default="abnormality",
                    help="abnormality: binary per-study model; router: body-part classifier "
                         "(needs --merge-into) (default abnormality)")
     g.add_argument("--arch", default="densenet169", choices=sorted(ARCHITECTURES),
                    help="architecture (default densenet169)")
-    g.add_argument("--size", type=_positive_int, default=320, metavar="PX",
+    g.add_argument("--size", type=positive_int, default=320, metavar="PX",
                    help="square input size in pixels (default 320)")
     g.add_argument("--resize", choices=("letterbox", "stretch"), default="letterbox",
                    help="keep the aspect ratio with black padding, or stretch "
@@ -106,8 +104,8 @@ def train_parser() -> argparse.ArgumentParser:
                    help="label of a positive study (default fracture for FracAtlas, else "
                         "abnormal)")
     g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default 20)")
-    g.add_argument("--batch-size", type=_positive_int, default=8,
+    g.add_argument("--epochs", type=positive_int, default=20, help="epochs (default 20)")
+    g.add_argument("--batch-size", type=positive_int, default=8,
                    help="images per batch and process (default 8)")
     g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     g.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
@@ -129,7 +127,7 @@ def train_parser() -> argparse.ArgumentParser:
                    help="sample training images so classes (router parts, or normal/"
                         "abnormal) come up evenly (class) or by the square root of their "
                         "size (sqrt); default none")
-    g.add_argument("--label-smoothing", type=_fraction, default=0.0,
+    g.add_argument("--label-smoothing", type=fraction, default=0.0,
                    help="router: label smoothing (default 0)")
     g.add_argument("--confidence-weights", metavar="H=1,M=0.7,L=0.3",
                    help="weight images by the confidence of their body-part label")
@@ -144,22 +142,22 @@ def train_parser() -> argparse.ArgumentParser:
                    help="DataLoader worker processes (default auto: 0 on CPU, up to 8 on "
                         "CUDA)")
     g = p.add_argument_group("splits, calibration and evaluation")
-    g.add_argument("--val-fraction", type=_fraction, default=0.2,
+    g.add_argument("--val-fraction", type=fraction, default=0.2,
                    help="share of patients/studies/id blocks for validation when the data "
                         "has no fixed split (default 0.2)")
-    g.add_argument("--holdout", type=_fraction, default=0.0,
+    g.add_argument("--holdout", type=fraction, default=0.0,
                    help="share of the training groups held out for model selection, "
                         "temperature and thresholds, so that the validation split is only "
                         "used for the reported metrics (default 0: select on validation)")
-    g.add_argument("--block-size", type=_positive_int, default=50,
+    g.add_argument("--block-size", type=positive_int, default=50,
                    help="FracAtlas: consecutive image ids per split block (default 50)")
     g.add_argument("--threshold-scope", choices=("part", "global"), default="part",
                    help="thresholds per body part (Youden's J) or one overall (default part)")
-    g.add_argument("--min-part-studies", type=_positive_int, default=20,
+    g.add_argument("--min-part-studies", type=positive_int, default=20,
                    help="fewest selection studies for a part's own threshold (default 20)")
     g.add_argument("--router-confidence", type=float, default=0.5,
                    help="router confidence below which a study is flagged (default 0.5)")
-    g.add_argument("--bootstrap", type=_positive_int, default=1000,
+    g.add_argument("--bootstrap", type=positive_int, default=1000,
                    help="bootstrap resamples for the intervals (default 1000)")
     g = p.add_argument_group("output")
     g.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="the bundle to write")
@@ -178,75 +176,15 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def evaluate_parser() -> argparse.ArgumentParser:
-    """The ``radview evaluate`` argument parser."""
-    p = argparse.ArgumentParser(
-        prog="radview evaluate",
-        description="Score a dataset split with a bundle's models: image- and study-level "
-                    "AUROC, sensitivity, specificity and kappa per body part with bootstrap "
-                    "intervals, router confusion; writes metrics.json and PNG plots.")
-    p.add_argument("--bundle", required=True, metavar="DIR", help="the model bundle")
-    _data_options(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for metrics.json and "
-                                                                "the plots")
-    p.add_argument("--model", action="append", dest="models", metavar="NAME",
-                   help="evaluate only this model (router for the router); repeatable")
-    p.add_argument("--split", choices=("valid", "select", "train", "all"), default="valid",
-                   help="which split to score (default valid)")
-    p.add_argument("--seed", type=int, help="split seed (default: as trained)")
-    p.add_argument("--val-fraction", type=_fraction, help="default: as trained")
-    p.add_argument("--holdout", type=_fraction, help="default: as trained")
-    p.add_argument("--block-size", type=_positive_int, help="default: as trained")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
-    p.add_argument("--bootstrap", type=_positive_int, default=1000,
-                   help="bootstrap resamples (default 1000)")
-    return p
-
-
-class _BelowWarning(logging.Filter):
-    """Passes INFO and DEBUG only (warnings reach stderr through the root handler)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING
-
-
-def _logging(verbose: bool) -> None:
-    """Show the engine's progress messages (epoch summaries …) on stderr.
-
-    The root logger may already send warnings to stderr and everything to a log file
-    (``radview``'s own set-up); this adds an INFO handler for ``inference`` on rank 0
-    unless a root handler already shows INFO on stderr.
-    """
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.WARNING,
-                            format="%(levelname)s %(name)s: %(message)s")
-    logger = logging.getLogger("inference")
-    for h in [h for h in logger.handlers if getattr(h, "_radview_train", False)]:
-        logger.removeHandler(h)
-    if int(os.environ.get("RANK", "0")) != 0:
-        logger.setLevel(logging.WARNING)
-        return
-    level = logging.DEBUG if verbose else logging.INFO
-    logger.setLevel(level)
-    shown = any(isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is
-                sys.stderr and h.level <= level for h in root.handlers)
-    if not shown:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(level)
-        handler.addFilter(_BelowWarning())
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._radview_train = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-
-
-def train_main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """``radview train``: returns the exit status (see the module notes)."""
+    args = start(parser(), argv, progress_logger="inference")
+    if isinstance(args, int):
+        return args
+    from inference.errors import InferenceError
     from inference.training.data import parse_confidence_weights, parse_parts
     from inference.training.train import TrainConfig, train
 
-    args = train_parser().parse_args(argv)
-    _logging(args.verbose)
     cfg = None
     try:
         cfg = TrainConfig(
@@ -281,11 +219,12 @@ def train_main(argv: list[str]) -> int:
     if result.bundle is not None:
         print(f"bundle: {result.bundle}")
         print(f"run folder: {result.run_dir}")
-        print(_headline(result.report))
+        print(headline(result.report))
     return 0
 
 
-def _headline(report: dict) -> str:
+def headline(report: dict) -> str:
+    """One line of a training or evaluation report's main metrics."""
     def fmt(m: dict | None) -> str:
         if not m or m.get("value") is None:
             return "n/a"
@@ -299,41 +238,3 @@ def _headline(report: dict) -> str:
     return (f"{report.get('split', 'valid')}: study AUROC {fmt(o['study']['auroc'])}, image "
             f"AUROC {fmt(o['image']['auroc'])}, kappa {fmt(o['study']['kappa'])} on "
             f"{report['n_studies']} studies ({report['n_images']} images)")
-
-
-def evaluate_main(argv: list[str]) -> int:
-    """``radview evaluate``: returns the exit status (see the module notes)."""
-    from inference.training.data import parse_parts
-    from inference.training.evaluate import evaluate_bundle
-
-    args = evaluate_parser().parse_args(argv)
-    _logging(args.verbose)
-    try:
-        result = evaluate_bundle(
-            args.bundle, args.data, args.format, args.out, models=args.models,
-            split=args.split, parts=parse_parts(args.parts), limit=args.limit,
-            cache_dir=args.cache_dir, device=args.device, batch_size=args.batch_size,
-            resamples=args.bootstrap, seed=args.seed, val_fraction=args.val_fraction,
-            holdout=args.holdout, block_size=args.block_size, progress=args.progress)
-    except InferenceError as exc:
-        print(f"radview evaluate: {exc}", file=sys.stderr)
-        return 2
-    for key, report in result["models"].items():
-        print(f"{key}: {_headline(report)}")
-    print(f"metrics: {os.path.join(args.out, 'metrics.json')}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m inference.training.cli train|evaluate …`` (for ``torchrun``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train_main, "evaluate": evaluate_main}
-    if not argv or argv[0] not in commands:
-        print("usage: python -m inference.training.cli train|evaluate [options]",
-              file=sys.stderr)
-        return 2
-    return commands[argv[0]](argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,8 +41,11 @@ class StudyBrowser(QTreeWidget):
         self._items: dict[int, QTreeWidgetItem] = {}
         self._study_of: dict[int, Study] = {}
         self.error_count = 0
+        # A double-click opens the study; it must not also fold its node (QTreeView's
+        # default), and it already emits itemActivated (connecting itemDoubleClicked too
+        # would open the study twice). The arrow and +/- keys still fold.
+        self.setExpandsOnDoubleClick(False)
         self.itemActivated.connect(self._on_item_activated)
-        self.itemDoubleClicked.connect(self._on_item_activated)
 
     def populate(self, result: LoadResult) -> None:
         self.clear()

@@ -65,17 +65,29 @@ class ViewGrid(QWidget):
     def visible_views(self) -> list[ImageView]:
         return [v for v in self.views if v.isVisible()]
 
+    def _set_stretch(self, rows: int, cols: int) -> None:
+        """Stretch 1 for the ``rows`` × ``cols`` cells in use, 0 for every other row and
+        column the layout has ever had. QGridLayout never forgets a row or column: after a
+        1×2 grid, column 1 would keep its stretch and claim half the width of a 1×1 grid,
+        a maximised view or a one-view study."""
+        for r in range(max(self._layout.rowCount(), rows)):
+            self._layout.setRowStretch(r, 1 if r < rows else 0)
+        for c in range(max(self._layout.columnCount(), cols)):
+            self._layout.setColumnStretch(c, 1 if c < cols else 0)
+
     def _relayout(self) -> None:
         while self._layout.count():
             self._layout.takeAt(0)
         self._placeholder.setVisible(not self.views)
         if not self.views:
             self._layout.addWidget(self._placeholder, 0, 0)
+            self._set_stretch(1, 1)
             return
         if self.maximised is not None:
             for v in self.views:
                 v.setVisible(v is self.maximised)
             self._layout.addWidget(self.maximised, 0, 0)
+            self._set_stretch(1, 1)
             return
         rows, cols = self.current_layout()
         # Keep the active view on the page when the grid has fewer cells than views.
@@ -88,10 +100,7 @@ class ViewGrid(QWidget):
             v.setVisible(v in shown)
         for i, v in enumerate(shown):
             self._layout.addWidget(v, i // cols, i % cols)
-        for r in range(rows):
-            self._layout.setRowStretch(r, 1)
-        for c in range(cols):
-            self._layout.setColumnStretch(c, 1)
+        self._set_stretch(rows, cols)
 
     def set_active(self, view: ImageView | None) -> None:
         if view is self.active:

@@ -7,14 +7,26 @@ Mouse (the convention of most clinical viewers):
 - right drag: zoom (up = in);
 - wheel: zoom about the cursor;
 - double-click: maximise / restore the view in the grid.
+
+Painting (issue 11 §3): at rest the view shows the full-resolution display image exactly
+as it always has (8-bit image drawn with the view's transform, smooth below 200 %), but
+draws it once into a widget-sized layer that later paints only copy, until the transform,
+size, window or overlay changes. While a window/level drag is in progress
+(:meth:`ImageView.drag_window`) it instead applies the LUT to a box-reduced copy of the
+stored pixels (:meth:`viewer.display.DisplayPipeline.reduced_index`, the largest
+power-of-two reduction that keeps at least one pixel per screen pixel, cropped to what is
+on screen) and draws that: a few ms per update instead of ~15. The full-resolution image
+comes back at release (:meth:`ImageView.finish_window_drag`) or after
+:data:`REST_DELAY_MS` without a drag step.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen, QTransform
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -22,6 +34,28 @@ from viewer.display import DisplayPipeline, Preset, window_for_drag
 from viewer.model import ImageRef, Patient, Study
 from viewer.overlay import colormap, heatmap_rgba
 from viewer.viewstate import ViewState, zoom_step
+
+#: Milliseconds without a W/L drag step after which a view that shows the reduced-resolution
+#: drag preview draws the full-resolution image again (a mouse release does it at once).
+REST_DELAY_MS = 150
+
+#: Largest reduction used for the drag preview.
+MAX_PREVIEW_FACTOR = 64
+
+
+def preview_factor(zoom: float) -> int:
+    """Reduction for the W/L drag preview at ``zoom`` screen pixels per image pixel.
+
+    The largest power of two ``r`` with ``zoom * r <= 1``: the reduced image still has at
+    least one pixel per screen pixel, so the preview loses no detail the screen could show.
+    1 (full resolution) from zoom 1/2 up.
+    """
+    if not (zoom > 0 and math.isfinite(zoom)):
+        return 1
+    factor = 1
+    while factor < MAX_PREVIEW_FACTOR and zoom * factor * 2 <= 1.0 + 1e-9:
+        factor *= 2
+    return factor
 
 
 @dataclass
@@ -78,6 +112,24 @@ class ImageView(QWidget):
         self.overlay_opacity = 0.45
         self.overlay_cmap = "jet"
         self.ai_text = ""  # e.g. "AI 0.83" drawn at the top centre
+        # Painting caches (see the module docstring). False paints every frame from the
+        # full-resolution image as before issue 11 (bench/window_level_gui.py's baseline).
+        self.fast_paint = True
+        self._interactive = False  # a W/L drag preview is shown
+        self._in_drag_step = False  # inside drag_window's state change
+        self._full_dirty = False  # _buffer/_qimage lag behind the state (during a drag)
+        self._rest_timer = QTimer(self)
+        self._rest_timer.setSingleShot(True)
+        self._rest_timer.setInterval(REST_DELAY_MS)
+        self._rest_timer.timeout.connect(self.finish_window_drag)
+        self._preview_lut: np.ndarray | None = None  # uint32 RGB32 table, None = rebuild
+        self._preview_key: tuple | None = None
+        self._preview_buffer: np.ndarray | None = None
+        self._preview_qimage: QImage | None = None
+        self._cam_levels: dict[int, QImage] = {}
+        self._layer: QImage | None = None  # the scene at rest, widget-sized
+        self._layer_key: tuple | None = None
+        self._content_version = 0  # bumped whenever what the layer shows changes
 
     # -- content ------------------------------------------------------------------------
     def set_pipeline(self, stored: np.ndarray, pipeline: DisplayPipeline,
@@ -90,6 +142,10 @@ class ImageView(QWidget):
         h, w = stored.shape[:2]
         self.state.image_size = (w, h)
         self._warnings = list(warnings or [])
+        self._interactive = False
+        self._rest_timer.stop()
+        self._preview_key = self._preview_buffer = self._preview_qimage = None
+        self._cam_levels = {}
         self._render()
         self.update()
 
@@ -117,6 +173,7 @@ class ImageView(QWidget):
             self.overlay_enabled = bool(enabled)
         if global_on is not None:
             self.overlay_global = bool(global_on)
+        self._content_version += 1
         self.update()
 
     @property
@@ -129,6 +186,8 @@ class ImageView(QWidget):
         self.update()
 
     def _rebuild_overlay(self) -> None:
+        self._cam_levels = {}
+        self._content_version += 1
         if self._cam is None:
             self._cam_rgba = self._cam_qimage = None
             return
@@ -144,6 +203,10 @@ class ImageView(QWidget):
         self._is_error = True
         self.pipeline = None
         self._qimage = None
+        self._interactive = False
+        self._rest_timer.stop()
+        self._layer = self._preview_qimage = self._preview_buffer = None
+        self._content_version += 1
         self.update()
 
     @property
@@ -176,14 +239,44 @@ class ImageView(QWidget):
             self.state.set_window(preset.window, preset.label)
 
     def drag_window(self, dx: float, dy: float) -> None:
-        """Apply a W/L drag delta in screen pixels to this view's window."""
+        """Apply a W/L drag delta in screen pixels to this view's window.
+
+        This is one step of a drag (the "changed" of pyqtgraph's levels): the view shows a
+        reduced-resolution preview until :meth:`finish_window_drag` is called or
+        :data:`REST_DELAY_MS` pass without another step. A linked view that follows a
+        drag should get the same calls.
+        """
         if self.pipeline is None:
             return
         current = self.current_window()
         if current is None:  # a VOI LUT is active: start from the automatic window
             current = self.pipeline.auto_window
         new = window_for_drag(current, dx, dy, self.pipeline.modality_range)
-        self.state.set_window(new, "Custom")
+        if self.fast_paint:
+            self._interactive = True
+            self._rest_timer.start()
+        self._in_drag_step = True
+        try:
+            self.state.set_window(new, "Custom")
+        finally:
+            self._in_drag_step = False
+
+    def finish_window_drag(self) -> None:
+        """End a W/L drag (the "finished" of pyqtgraph's levels): draw at full resolution.
+
+        Called on mouse release in the dragged view, and by the rest timer; a window that
+        links views calls it on every view that followed the drag (on the dragged view's
+        :attr:`window_drag_finished`) so they all sharpen at release. Idempotent.
+        """
+        self._rest_timer.stop()
+        if not self._interactive:
+            return
+        self._interactive = False
+        if self._full_dirty:
+            self._render()
+        self._preview_qimage = None  # the buffer is kept for the next drag
+        self._preview_key = None
+        self.update()
 
     def set_active(self, active: bool) -> None:
         self._active = active
@@ -196,11 +289,21 @@ class ImageView(QWidget):
     # -- rendering ----------------------------------------------------------------------
     def _on_state_changed(self, what: str) -> None:
         if what == "voi":
-            self._render()
+            if self._in_drag_step and self._interactive:
+                # Drawn at the next paint, from the reduced image; full resolution later.
+                self._full_dirty = True
+                self._preview_lut = None
+            else:
+                self._interactive = False
+                self._rest_timer.stop()
+                self._render()
             self.window_changed.emit(self)
         self.update()
 
     def _render(self) -> None:
+        self._full_dirty = False
+        self._preview_lut = None
+        self._content_version += 1
         if self.pipeline is None:
             return
         st = self.state
@@ -214,15 +317,17 @@ class ImageView(QWidget):
         self._qimage = QImage(self._buffer.data, w, h, w, QImage.Format.Format_Grayscale8)
 
     def displayed_array(self) -> np.ndarray | None:
-        """The 8-bit image as the pipeline produced it (before geometry)."""
+        """The 8-bit image as the pipeline produced it (before geometry), full resolution."""
+        if self._full_dirty:
+            self._render()
         return self._buffer
 
     def _qtransform(self) -> QTransform:
         m = self.state.matrix((self.width(), self.height()))
         return QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2])
 
-    def paintEvent(self, event) -> None:
-        p = QPainter(self)
+    def _draw_scene(self, p: QPainter) -> None:
+        """Black background, the full-resolution image and the AI overlay, transformed."""
         p.fillRect(self.rect(), QColor(0, 0, 0))
         if self._qimage is not None:
             p.save()
@@ -236,6 +341,114 @@ class ImageView(QWidget):
                 p.drawImage(QRectF(-0.5, -0.5, w, h), self._cam_qimage)
                 p.setOpacity(1.0)
             p.restore()
+
+    def _scene_layer(self) -> QImage:
+        """:meth:`_draw_scene` drawn into a widget-sized image, redrawn only on change.
+
+        Painting a 2500 × 2048 image with smooth scaling costs ~8 ms; copying this layer
+        ~0.2 ms. The pixels are those :meth:`_draw_scene` draws on the widget directly.
+        """
+        dpr = self.devicePixelRatioF()
+        m = self.state.matrix((self.width(), self.height()))
+        key = (self.width(), self.height(), dpr, tuple(m.flat), self._content_version)
+        if self._layer is None or key != self._layer_key:
+            width, height = max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr))
+            if self._layer is None or self._layer.size().toTuple() != (width, height):
+                self._layer = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+            self._layer.setDevicePixelRatio(dpr)
+            lp = QPainter(self._layer)
+            self._draw_scene(lp)
+            lp.end()
+            self._layer_key = key
+        return self._layer
+
+    def _preview_table(self) -> np.ndarray:
+        """The current LUT as opaque RGB32 pixels (0xFFgggggg), for the drag preview."""
+        if self._preview_lut is None:
+            st = self.state
+            if st.voi_lut is not None:
+                lut = self.pipeline.build_lut(voi_lut=st.voi_lut, invert=st.invert)
+            else:
+                lut = self.pipeline.build_lut(window=st.window, invert=st.invert)
+            self._preview_lut = lut.astype(np.uint32) * np.uint32(0x010101) + np.uint32(
+                0xFF000000)
+        return self._preview_lut
+
+    def _draw_preview(self, p: QPainter) -> None:
+        """The W/L drag preview: the LUT applied to the reduced image, cropped to the view."""
+        p.fillRect(self.rect(), QColor(0, 0, 0))
+        size = (self.width(), self.height())
+        zoom = self.state.effective_zoom(size)
+        factor = preview_factor(zoom)
+        w, h = self.state.image_size
+        level_h, level_w = -(-h // factor), -(-w // factor)
+        # Image-space bounding box of the widget, in reduced pixels, plus a margin so that
+        # smooth sampling at the widget's edge sees real neighbours.
+        m = self.state.matrix(size)
+        corners = np.linalg.inv(m) @ np.array(
+            [[0, size[0], 0, size[0]], [0, 0, size[1], size[1]], [1, 1, 1, 1]], dtype=float)
+        xs, ys = corners[0], corners[1]
+        c0 = max(0, math.floor((xs.min() + 0.5) / factor) - 2)
+        c1 = min(level_w, math.floor((xs.max() + 0.5) / factor) + 3)
+        r0 = max(0, math.floor((ys.min() + 0.5) / factor) - 2)
+        r1 = min(level_h, math.floor((ys.max() + 0.5) / factor) + 3)
+        p.save()
+        p.setTransform(QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]))
+        if c1 > c0 and r1 > r0:
+            key = (factor, r0, r1, c0, c1)
+            if self._preview_qimage is None or key != self._preview_key or (
+                    self._preview_lut is None):
+                shape = (r1 - r0, c1 - c0)
+                out = self._preview_buffer
+                if out is None or out.size < shape[0] * shape[1]:
+                    out = self._preview_buffer = np.empty(shape[0] * shape[1], np.uint32)
+                view = out[: shape[0] * shape[1]].reshape(shape)
+                self.pipeline.apply_lut_reduced(self._preview_table(), factor,
+                                                (r0, r1, c0, c1), out=view)
+                self._preview_qimage = QImage(view.data, shape[1], shape[0], shape[1] * 4,
+                                              QImage.Format.Format_RGB32)
+                self._preview_key = key
+            # The reduced block covers image pixels [c0*f, c1*f); the last one may reach
+            # past the image edge (its padding), so only the part inside is drawn.
+            x0, y0 = c0 * factor, r0 * factor
+            x1, y1 = min(c1 * factor, w), min(r1 * factor, h)
+            target = QRectF(x0 - 0.5, y0 - 0.5, x1 - x0, y1 - y0)
+            source = QRectF(0, 0, (x1 - x0) / factor, (y1 - y0) / factor)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom * factor < 2.0)
+            p.drawImage(target, self._preview_qimage, source)
+        if self.overlay_shown:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom < 2.0)
+            p.setOpacity(self.overlay_opacity)
+            p.drawImage(QRectF(-0.5, -0.5, w, h), self._cam_level(factor))
+            p.setOpacity(1.0)
+        p.restore()
+
+    def _cam_level(self, factor: int) -> QImage:
+        """The overlay as premultiplied ARGB, reduced by ``factor`` (cached per factor)."""
+        image = self._cam_levels.get(factor)
+        if image is None:
+            image = self._cam_qimage.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+            if factor > 1:
+                w, h = self.state.image_size
+                image = image.scaled(max(1, round(w / factor)), max(1, round(h / factor)),
+                                     Qt.AspectRatioMode.IgnoreAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation)
+            self._cam_levels[factor] = image
+        return image
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        if not self.fast_paint or self.pipeline is None:
+            if self._full_dirty:
+                self._render()
+            self._draw_scene(p)
+        elif self._interactive:
+            self._draw_preview(p)
+        else:
+            if self._full_dirty:
+                self._render()
+            p.drawImage(QPointF(0, 0), self._scene_layer())
+        if self._qimage is not None:
             if self.overlay_shown:
                 self._draw_legend(p)
             if self.ai_text:
@@ -386,6 +599,7 @@ class ImageView(QWidget):
 
     def mouseReleaseEvent(self, event) -> None:
         if self._drag_button == Qt.MouseButton.LeftButton:
+            self.finish_window_drag()
             self.window_drag_finished.emit(self)
         self._drag_button = None
         self._drag_last = None

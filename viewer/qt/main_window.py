@@ -480,6 +480,7 @@ class MainWindow(QMainWindow):
             v.cursor_moved.connect(self._on_cursor_moved)
             v.window_changed.connect(self._on_view_window_changed)
             v.window_dragged.connect(self._on_view_dragged)
+            v.window_drag_finished.connect(self._on_view_drag_finished)
         self.grid.set_views(views)
         self.results.clear([v.ref.name for v in views])
         self._loading_review = True
@@ -610,6 +611,15 @@ class MainWindow(QMainWindow):
         for other in self.grid.views:
             if other is not view and other.has_image:
                 other.drag_window(dx, dy)
+
+    def _on_view_drag_finished(self, view: ImageView) -> None:
+        """A W/L drag ended: linked views leave their fast preview and repaint at full
+        resolution (the dragged view does so itself)."""
+        if not self.linked:
+            return
+        for other in self._views:
+            if other is not view and other.has_image:
+                other.finish_window_drag()
 
     def _on_spin_changed(self, _value: float) -> None:
         if self._syncing:

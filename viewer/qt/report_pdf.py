@@ -449,9 +449,7 @@ class _Layout:
         for flag in ai.flags:
             lines.append((f"Check: {flag}", body, AMBER))
         if ai.scored:
-            lines.append(("The study score is the mean of the views' probabilities; the study "
-                          f"is labelled {ai.label} when the score is at or above the "
-                          "threshold.", small, MUTED))
+            lines.append((ai.rule_text, small, MUTED))
 
         def content(draw: bool, y0: float) -> float:
             y = y0
@@ -990,7 +988,7 @@ def window_report_data(window, deidentify: bool = False) -> ReportData:
     if window.ai_result is None:
         if not ai.available:
             reason = f"AI off: {ai.off_reason}"
-        elif ai.running:
+        elif window.session.ai.status == "running":
             reason = "the analysis was still running when the report was exported"
         else:
             reason = "the study was not analysed, or its analysis failed"

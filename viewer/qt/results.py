@@ -4,7 +4,7 @@ agreement with the AI (for the exported report)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
+    QSizePolicy,
     QSlider,
     QTableWidget,
     QTableWidgetItem,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from inference.bodyparts import MURA_PARTS
+from viewer.analysis import ViewRow, result_rows, scored_text
 from viewer.overlay import COLORMAPS
 from viewer.report import AGREE, AGREEMENTS, DISAGREE, NOT_REVIEWED
 
@@ -34,6 +36,10 @@ SOURCE_TEXT = {
     "router": "router model",
     "override": "reviewer override",
 }
+
+
+#: The panel's preferred width in average characters (~300 px at 9 pt), whatever it shows.
+PANEL_CHARS = 42
 
 
 class ResultsPanel(QWidget):
@@ -57,10 +63,17 @@ class ResultsPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.8)
         font.setBold(True)
         self.score_label.setFont(font)
-        lay.addWidget(self.score_label)
+        score_row = QHBoxLayout()
+        score_row.addWidget(self.score_label)
+        self.scored_label = QLabel("")  # "2 of 3 views scored"
+        self.scored_label.setAlignment(Qt.AlignmentFlag.AlignRight
+                                       | Qt.AlignmentFlag.AlignVCenter)
+        score_row.addWidget(self.scored_label, 1)
+        lay.addLayout(score_row)
 
         form = QFormLayout()
         self.label_value = QLabel("—")
+        self.label_value.setWordWrap(True)  # "not supported by this model: …" is long
         self.threshold_value = QLabel("—")
         self.part_value = QLabel("—")
         self.part_value.setWordWrap(True)
@@ -123,7 +136,23 @@ class ResultsPanel(QWidget):
         note = QLabel("<i>Research use only — not for diagnosis.</i>")
         note.setWordWrap(True)
         lay.addWidget(note)
+        # Wrapped text must not set the panel's width: a wrapped QLabel asks for up to 80
+        # characters (~560 px), which widened the dock and shrank the image. These labels
+        # take the width the panel has and grow in height.
+        for label in (self.bundle_label, self.label_value, self.part_value,
+                      self.flags_label, self.status_label, note):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._filling = False
+        self.rows: list[ViewRow] = []
+
+    def sizeHint(self) -> QSize:  # the width does not follow the text shown
+        hint = super().sizeHint()
+        return QSize(self.fontMetrics().averageCharWidth() * PANEL_CHARS, hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().averageCharWidth() * PANEL_CHARS),
+                     hint.height())
 
     def _build_review(self) -> QGroupBox:
         """The "Reviewer" box: impression and agreement, both go into the report."""
@@ -187,11 +216,22 @@ class ResultsPanel(QWidget):
         for w in (self.label_value, self.threshold_value, self.part_value):
             w.setText("—")
         self.flags_label.setText("")
-        self._fill_rows([(n, None, None) for n in (view_names or [])])
+        self.scored_label.setText("")
+        self._fill_rows([ViewRow(n, "", None, "", False) for n in (view_names or [])])
 
-    def show_result(self, result, view_names: list[str], view_keys: list[str]) -> None:
-        """Fill the panel from an ``inference.engine.StudyResult``."""
-        by_key = {im.key: im for im in result.images}
+    def show_result(self, result, view_names: list[str], view_keys: list[str],
+                    reasons: dict[str, str] | None = None) -> None:
+        """Fill the panel from an ``inference.engine.StudyResult``.
+
+        ``view_names``/``view_keys`` list *every* view of the study in grid order (rows
+        follow them; :attr:`view_selected` and :attr:`view_overlay_toggled` give indexes
+        into them); ``reasons`` maps the key of a view the model did not get to why
+        (its scan or decode error). See :func:`viewer.analysis.result_rows`.
+        """
+        reasons = reasons or {}
+        views = [(n, k, reasons.get(k)) for n, k in zip(view_names, view_keys, strict=True)]
+        rows = result_rows(result, views)
+        self.scored_label.setText(scored_text(rows))
         part = result.body_part or "unknown"
         src = SOURCE_TEXT.get(result.body_part_source or "", result.body_part_source or "")
         self.part_value.setText(f"{part} ({src})" if src else part)
@@ -211,35 +251,45 @@ class ResultsPanel(QWidget):
                                      f"(model {result.model})")
             self.threshold_value.setText(f"{result.threshold:.2f}")
         self.flags_label.setText("\n".join(f"⚠ {f}" for f in flags))
-        rows = []
-        for name, key in zip(view_names, view_keys, strict=True):
-            im = by_key.get(key)
-            prob = None if im is None else im.probability
-            err = None if im is None else im.error
-            rows.append((name, prob, err))
         self._fill_rows(rows, result.threshold)
 
-    def _fill_rows(self, rows, threshold: float | None = None) -> None:
+    def _fill_rows(self, rows: list[ViewRow], threshold: float | None = None) -> None:
+        """One table row per view: name, probability or "not scored: reason", and a
+        Heatmap tick box only where the result has a map."""
         self._filling = True
+        self.rows = list(rows)
         try:
             self.table.setRowCount(len(rows))
-            for r, (name, prob, err) in enumerate(rows):
-                self.table.setItem(r, 0, QTableWidgetItem(name))
-                text = "—" if prob is None else f"{prob:.3f}"
-                if err:
-                    text = f"error: {err}"
-                item = QTableWidgetItem(text)
+            for r, row in enumerate(rows):
+                self.table.setItem(r, 0, QTableWidgetItem(row.name))
+                prob = row.probability
+                item = QTableWidgetItem(row.note or ("—" if prob is None else f"{prob:.3f}"))
+                if row.note:
+                    item.setToolTip(row.note)
                 if prob is not None:
                     hot = threshold is not None and prob >= threshold
                     item.setForeground(QColor(255, 140, 120) if hot else QColor(150, 220, 150))
                 self.table.setItem(r, 1, item)
                 check = QTableWidgetItem("")
-                check.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
-                check.setCheckState(Qt.CheckState.Checked)
+                if row.has_map:
+                    check.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                    check.setCheckState(Qt.CheckState.Checked)
+                else:
+                    check.setFlags(Qt.ItemFlag.ItemIsEnabled)  # no map: nothing to tick
                 self.table.setItem(r, 2, check)
             self.table.resizeColumnsToContents()
         finally:
             self._filling = False
+
+    def heatmap_states(self) -> list[bool | None]:
+        """Per row: True/False for a ticked/unticked Heatmap box, None where there is no
+        map (no box)."""
+        out: list[bool | None] = []
+        for r in range(self.table.rowCount()):
+            item = self.table.item(r, 2)
+            checkable = bool(item.flags() & Qt.ItemFlag.ItemIsUserCheckable)
+            out.append(item.checkState() == Qt.CheckState.Checked if checkable else None)
+        return out
 
     def probability_texts(self) -> list[str]:
         return [self.table.item(r, 1).text() for r in range(self.table.rowCount())]
