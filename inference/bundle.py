@@ -49,9 +49,22 @@ Manifest (schema ``radview-bundle/1``)
           "positive_label": "abnormal",
           "negative_label": "normal",    # optional; default "normal" for "abnormal",
                                          # else "no <positive_label>"
-          "description": "…"             # optional
+          "description": "…",            # optional
+          "doubt_threshold": 0.2,        # optional (≤ threshold): a study or view at or
+                                         # above it and below threshold is DOUBT
+          "aggregation": "max",          # optional: "mean" | "max" | "noisy_or"
+                                         # (default: the bundle's, else "mean")
+          "cam_method": "layercam",      # optional: "gradcam" (default) | "layercam"
+          "box_head": {                  # optional: a dense fracture-heatmap head
+            "kind": "dense_heatmap", "layer": "features.3", "channels": 40,
+            "hidden": 64, "weights": "mura-boxes.safetensors", "sha256": "…",
+            "threshold": 0.5,            # a box's peak heat → "fracture"
+            "doubt_threshold": 0.3       # a box's peak heat → "doubt" (boxes start here)
+          }
         }
       },
+      "aggregation": "mean",                               # optional: the default study
+                                                           # score (see inference.aggregate)
       "routing": {"ELBOW": "mura", "FINGER": "mura", …}   # body part → model
     }
 
@@ -103,6 +116,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from inference.aggregate import AGGREGATIONS
 from inference.bodyparts import normalize_body_part
 from inference.errors import BundleError, NoBundleError, UnknownArchitectureError
 from inference.preprocess import RESIZE_MODES, InputSpec
@@ -123,14 +137,20 @@ MAX_INPUT_SIDE = 4096
 
 _TOP_REQUIRED = {"schema", "name", "version", "intended_use", "license", "training_data",
                  "abnormality_models", "routing"}
-_TOP_OPTIONAL = {"metrics", "router", "init", "description", "fallback_model"}
+_TOP_OPTIONAL = {"metrics", "router", "init", "description", "fallback_model",
+                 "aggregation"}
 _INPUT_KEYS = {"architecture", "input_size", "normalization", "channels", "resize",
                "weights", "sha256"}
 _ROUTER_REQUIRED = _INPUT_KEYS | {"class_names", "confidence_threshold"}
 _ROUTER_OPTIONAL = {"other_threshold"}
 _MODEL_REQUIRED = _INPUT_KEYS | {"threshold", "temperature", "cam_target_layer",
                                  "positive_label"}
-_MODEL_OPTIONAL = {"negative_label", "description"}
+_MODEL_OPTIONAL = {"negative_label", "description", "doubt_threshold", "aggregation",
+                   "cam_method", "box_head"}
+_BOX_REQUIRED = {"kind", "layer", "channels", "hidden", "weights", "sha256", "threshold",
+                 "doubt_threshold"}
+#: Grad-CAM flavours a manifest may name (pytorch-grad-cam's GradCAM, LayerCAM).
+CAM_METHODS = ("gradcam", "layercam")
 _INIT_WEIGHTS = ("imagenet", "scratch")
 
 
@@ -164,6 +184,21 @@ class RouterSpec:
 
 
 @dataclass(frozen=True)
+class BoxHeadSpec:
+    """A dense heatmap head on one backbone layer (:mod:`inference.boxes`): its weights
+    file, and the peak heat at which a box is ``"doubt"`` and ``"fracture"``."""
+
+    kind: str
+    layer: str
+    channels: int
+    hidden: int
+    weights: str
+    sha256: str
+    threshold: float
+    doubt_threshold: float
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One binary abnormality model (one output logit).
 
@@ -182,6 +217,12 @@ class ModelSpec:
     positive_label: str
     negative_label: str
     description: str = ""
+    #: DOUBT band lower edge (≤ threshold); None: no doubt band (old bundles).
+    doubt_threshold: float | None = None
+    #: Study score (:mod:`inference.aggregate`); None: the bundle's.
+    aggregation: str | None = None
+    cam_method: str = "gradcam"
+    box_head: BoxHeadSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +242,11 @@ class Manifest:
     init: dict[str, Any] | None = None
     description: str = ""
     fallback_model: str | None = None
+    aggregation: str = "mean"
+
+    def aggregation_of(self, spec: ModelSpec) -> str:
+        """The study aggregation of ``spec``: its own, else the bundle's."""
+        return spec.aggregation or self.aggregation
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -212,6 +258,8 @@ class Manifest:
         """``(file, sha256)`` of every weights file, router first."""
         out = [(self.router.weights, self.router.sha256)] if self.router else []
         out += [(m.weights, m.sha256) for m in self.abnormality_models.values()]
+        out += [(m.box_head.weights, m.box_head.sha256)
+                for m in self.abnormality_models.values() if m.box_head is not None]
         return out
 
 
@@ -350,6 +398,34 @@ def _weights_name(p: _Problems, path: str, value: Any) -> str:
     return name
 
 
+def _box_head(p: _Problems, path: str, value: Any) -> BoxHeadSpec | None:
+    from inference.boxes import BOX_KINDS
+
+    b = _obj(p, path, value, _BOX_REQUIRED)
+    if b is None:
+        return None
+    before = len(p.items)
+    kind = b.get("kind")
+    if kind not in BOX_KINDS:
+        p.add(f"{path}.kind", f"must be one of {', '.join(BOX_KINDS)}, got {kind!r}")
+    layer = _text(p, f"{path}.layer", b.get("layer"))
+    sizes = []
+    for key in ("channels", "hidden"):
+        v = b.get(key)
+        if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192):
+            p.add(f"{path}.{key}", f"must be an integer in [1, 8192], got {v!r}")
+            v = 0
+        sizes.append(v)
+    weights = _weights_name(p, f"{path}.weights", b.get("weights"))
+    sha = _sha(p, f"{path}.sha256", b.get("sha256"))
+    high = _number(p, f"{path}.threshold", b.get("threshold"), 0.0, 1.0)
+    low = _number(p, f"{path}.doubt_threshold", b.get("doubt_threshold"), 0.0,
+                  high if not math.isnan(high) else 1.0)
+    if len(p.items) != before:
+        return None
+    return BoxHeadSpec(kind, layer, sizes[0], sizes[1], weights, sha, high, low)
+
+
 def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
     p = _Problems(where)
     top = _obj(p, "", raw, _TOP_REQUIRED, _TOP_OPTIONAL)
@@ -431,9 +507,23 @@ def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
         default_negative = "normal" if positive == "abnormal" else f"no {positive}"
         negative = _text(p, f"{path}.negative_label", m.get("negative_label", default_negative))
         desc = _text(p, f"{path}.description", m.get("description", ""), empty=True)
+        doubt = None
+        if m.get("doubt_threshold") is not None:
+            doubt = _number(p, f"{path}.doubt_threshold", m.get("doubt_threshold"), 0.0,
+                            threshold if not math.isnan(threshold) else 1.0)
+        aggregation = m.get("aggregation")
+        if aggregation is not None and aggregation not in AGGREGATIONS:
+            p.add(f"{path}.aggregation", f"must be one of {', '.join(AGGREGATIONS)}, got "
+                                         f"{aggregation!r}")
+        cam_method = m.get("cam_method", "gradcam")
+        if cam_method not in CAM_METHODS:
+            p.add(f"{path}.cam_method", f"must be one of {', '.join(CAM_METHODS)}, got "
+                                        f"{cam_method!r}")
+        box = _box_head(p, f"{path}.box_head", m["box_head"]) if m.get("box_head") else None
         if len(p.items) == before and spec is not None:
             models[key] = ModelSpec(key, arch, spec, weights, sha, threshold, temperature,
-                                    layer, positive, negative, desc)
+                                    layer, positive, negative, desc, doubt, aggregation,
+                                    cam_method, box)
 
     routing: dict[str, str] = {}
     rt = top.get("routing")
@@ -461,13 +551,17 @@ def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
         defined = ", ".join(sorted(am)) or "none"
         p.add("fallback_model", f"must name a defined model (defined: {defined}), got "
                                 f"{fallback!r}")
+    aggregation = top.get("aggregation", "mean")
+    if aggregation not in AGGREGATIONS:
+        p.add("aggregation", f"must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     if p.items or training is None:
         return None, p.items
     return Manifest(schema=schema, name=name, version=version, intended_use=intended,
                     license=license_, training_data=training, abnormality_models=models,
                     routing=routing, router=router, metrics=dict(metrics),
                     init=dict(init) if isinstance(init, dict) else None,
-                    description=description, fallback_model=fallback), []
+                    description=description, fallback_model=fallback,
+                    aggregation=aggregation), []
 
 
 # ----------------------------------------------------------------------------- files
@@ -551,6 +645,47 @@ def _check_against_architecture(header: dict[str, Any], arch: str, num_classes: 
             get_layer(model, cam_layer)
         except ValueError as exc:
             problems.append(f"cam_target_layer: {exc}")
+    return problems
+
+
+def _check_box_head(root: Path, field_path: str, m: ModelSpec,
+                    hashes: dict[str, str]) -> list[str]:
+    """Problems of a model's box head: file, sha256, tensors, backbone layer."""
+    import torch
+
+    from inference.boxes import build_box_head
+    from inference.models import build_model, get_layer
+
+    b = m.box_head
+    path = _resolve_inside(root, b.weights)
+    if path is None:
+        return [f"{field_path}.weights: {b.weights!r} resolves outside the bundle"]
+    if not path.is_file():
+        return [f"{b.weights}: missing (named by {field_path}.weights)"]
+    try:
+        header = safetensors_header(path)
+    except ValueError as exc:
+        return [f"{b.weights}: {exc}; radview reads weights only from safetensors files"]
+    except OSError as exc:
+        return [f"{b.weights}: cannot be read ({exc})"]
+    if b.weights not in hashes:
+        hashes[b.weights] = sha256_file(path)
+    if hashes[b.weights] != b.sha256:
+        return [f"{b.weights}: sha256 mismatch (manifest {field_path}.sha256 says "
+                f"{b.sha256}, the file has {hashes[b.weights]}): the file was changed"]
+    with torch.device("meta"):
+        head = build_box_head(b.kind, b.channels, b.hidden)
+        model = build_model(m.architecture, 1, in_channels=m.input.channels)
+    problems = []
+    expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    stored = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    if expected != stored:
+        problems.append(f"{b.weights} ({field_path}): tensors do not fit a {b.kind} head "
+                        f"of {b.channels} → {b.hidden} channels")
+    try:
+        get_layer(model, b.layer)
+    except ValueError as exc:
+        problems.append(f"{field_path}.layer: {exc}")
     return problems
 
 
@@ -646,6 +781,10 @@ def load_manifest(directory: str | os.PathLike[str], *, verify: bool = True) -> 
         for text in _check_against_architecture(header, arch_of[field_path], classes,
                                                 channels, cam_layer):
             problems.append(f"{name} ({field_path}): {text}")
+    for key, m in manifest.abnormality_models.items():
+        if m.box_head is not None:
+            problems += _check_box_head(root, f"abnormality_models.{key}.box_head", m,
+                                        hashes)
     if problems:
         raise BundleError(root, problems)
     return manifest
@@ -932,6 +1071,8 @@ def write_bundle(directory: str | os.PathLike[str], manifest: Mapping[str, Any],
         entries.append(data["router"])
     if isinstance(data.get("abnormality_models"), dict):
         entries += [m for m in data["abnormality_models"].values() if isinstance(m, dict)]
+        entries += [m["box_head"] for m in data["abnormality_models"].values()
+                    if isinstance(m, dict) and isinstance(m.get("box_head"), dict)]
     for name in state_dicts:
         if PurePosixPath(name).name != name or not name.endswith(".safetensors"):
             raise BundleError(target, f"weights file name must be a plain *.safetensors name, "

@@ -20,11 +20,22 @@ polled between them and :class:`~inference.errors.Cancelled` raised when it turn
    (:class:`inference.gradcam.CamRunner`: one backward pass through the head only).
    ``probability = sigmoid(logit / temperature)``.
 5. **map**: each CAM back onto its image's own pixel grid
-   (:func:`inference.preprocess.cam_to_image`).
+   (:func:`inference.preprocess.cam_to_image`), and each box-head heatmap into boxes in
+   image pixels (:func:`inference.boxes.heat_boxes`).
 
-The study score is the mean of its images' probabilities (the MURA protocol, Rajpurkar
-et al. 2017); its label is the model's ``positive_label`` when ``score >= threshold``
-(a score exactly at the threshold is positive) and ``negative_label`` otherwise.
+The study score aggregates its images' probabilities as the bundle says (``mean``, the
+MURA protocol of Rajpurkar et al. 2017, by default; ``max``; ``noisy_or``: see
+:mod:`inference.aggregate`). The study **flag** is ``"positive"`` when the score or any
+view is ``>= threshold`` (a value exactly at the threshold is positive), else ``"doubt"``
+when the score or any view is ``>= doubt_threshold``, else ``"negative"``; the label is
+``positive_label`` for a positive flag and ``negative_label`` otherwise, so one clearly
+fractured view is never averaged away.
+
+Maps are honest about how sure the model is: a CAM keeps its shape (scaled to its own
+maximum by pytorch-grad-cam) but is multiplied by the view's probability, so a view at
+p = 0.27 gets a map of at most 0.27, and it is dropped (``cam`` None) for a view below
+the doubt threshold (the threshold when the bundle has no doubt band). Boxes are given
+only for views at or above that level too.
 
 Threads
 -------
@@ -48,6 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from inference.aggregate import aggregate, decision_statistic, flag_text, level
 from inference.bodyparts import normalize_body_part
 from inference.bundle import Bundle, ModelSpec
 from inference.errors import Cancelled, InferenceError
@@ -109,6 +121,13 @@ class ImageResult:
     router_probs: dict[str, float] | None
     probability: float | None
     cam: np.ndarray | None
+    #: ``"positive"``, ``"doubt"`` or ``"negative"`` of this view's probability (None
+    #: when not scored); see :func:`inference.aggregate.level`.
+    level: str | None = None
+    #: Boxes from the model's box head, ``{x0, y0, x1, y1, score, level}`` in this image's
+    #: pixels, best first (``level`` ``"fracture"`` or ``"doubt"``); None when the model
+    #: has no box head or the view was not scored.
+    boxes: list[dict] | None = None
 
 
 @dataclass
@@ -140,6 +159,15 @@ class StudyResult:
         was scored with the bundle's general upper-limb model when it has one.
     router_part, router_confidence
         The router's own study-level opinion (None without a router or with an override).
+    flag
+        ``"positive"``, ``"doubt"`` or ``"negative"`` (see the module notes); None when
+        not supported. :attr:`flag_text` says it in words (``FRACTURE`` …).
+    doubt_threshold
+        Lower edge of the DOUBT band (None: the model has none).
+    aggregation
+        How ``score`` was computed (``"mean"``, ``"max"``, ``"noisy_or"``).
+    positive_label, negative_label
+        The model's labels (for :attr:`flag_text`).
     """
 
     body_part: str | None
@@ -155,6 +183,19 @@ class StudyResult:
     part_uncertain: bool = False
     router_part: str | None = None
     router_confidence: float | None = None
+    flag: str | None = None
+    doubt_threshold: float | None = None
+    aggregation: str | None = None
+    positive_label: str | None = None
+    negative_label: str | None = None
+
+    @property
+    def flag_text(self) -> str | None:
+        """``FRACTURE`` / ``DOUBT`` / ``NO FRACTURE`` (the model's labels, upper case)."""
+        if self.flag is None:
+            return None
+        return flag_text(self.flag, self.positive_label or "positive",
+                         self.negative_label or "negative")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -239,14 +280,29 @@ class Engine:
         """The abnormality model ``name``, loaded on first use and kept."""
         if name not in self._models:
             spec = self.bundle.manifest.abnormality_models[name]
-            key = (spec.architecture, spec.weights, spec.sha256)
+            box = spec.box_head
+            key = (spec.architecture, spec.weights, spec.sha256,
+                   (box.weights, box.sha256, box.layer) if box else None)
             if key not in self._networks:
                 start = time.perf_counter()
                 self._networks[key] = self.bundle.load_model(spec, self.device)
+                if box is not None:
+                    self._attach_box_head(self._networks[key], spec)
                 log.info("loaded model %s (%s) in %.0f ms", name, spec.architecture,
                          (time.perf_counter() - start) * 1000)
             self._models[name] = self._networks[key]
         return self._models[name]
+
+    def _attach_box_head(self, model: nn.Module, spec: ModelSpec) -> None:
+        from inference.boxes import attach_box_head, build_box_head
+
+        box = spec.box_head
+        head = build_box_head(box.kind, box.channels, box.hidden)
+        head.load_state_dict(self.bundle.state_dict(box.weights, box.sha256), strict=True)
+        head.to(self.device).eval()
+        for param in head.parameters():
+            param.requires_grad_(False)
+        attach_box_head(model, box.layer, head)
 
     def router(self) -> nn.Module | None:
         """The router model, loaded on first use; None when the bundle has none."""
@@ -258,9 +314,11 @@ class Engine:
         return self._router
 
     def _runner(self, name: str, spec: ModelSpec) -> CamRunner:
-        key = (spec.architecture, spec.weights, spec.sha256, spec.cam_target_layer)
+        key = (spec.architecture, spec.weights, spec.sha256, spec.cam_target_layer,
+               spec.cam_method, spec.box_head)
         if key not in self._runners:
-            self._runners[key] = CamRunner(self.model(name), spec.cam_target_layer)
+            self._runners[key] = CamRunner(self.model(name), spec.cam_target_layer,
+                                           method=spec.cam_method)
         return self._runners[key]
 
     def close(self) -> None:
@@ -390,29 +448,52 @@ class Engine:
         runner = self._runner(name, spec) if cams else None
 
         start = 0
+        heats: list[np.ndarray | None] = [None] * n
         for b, batch in enumerate(batches, start=1):
             step(f"scoring images {start + 1}–{start + len(batch)} of {n}"
                  if len(batches) > 1 else f"scoring {n} image{'s' if n > 1 else ''}")
-            logits, maps = self._score(name, spec, model, runner, batch)
+            logits, maps, heat = self._score(name, spec, model, runner, batch)
             for j in range(len(batch)):
                 r = results[start + j]
                 r.probability = _sigmoid(float(logits[j]) / spec.temperature)
+                r.level = level(r.probability, spec.threshold, spec.doubt_threshold)
                 if maps is not None:
                     r.cam = maps[j]
+                if heat is not None:
+                    heats[start + j] = heat[j]
             start += len(batch)
             log.debug("batch %d/%d scored", b, len(batches))
 
+        # A map or a box only where the view reaches the doubt band (the threshold when
+        # the model has none); a map's intensity is the view's probability.
+        shown = spec.threshold if spec.doubt_threshold is None else spec.doubt_threshold
         if cams:
             for i, (im, r) in enumerate(zip(images, results, strict=True), start=1):
                 step(f"mapping heat map {i} of {n}")
-                r.cam = cam_to_image(r.cam, spec.input, im.pixels.shape)
+                if r.probability < shown:
+                    r.cam = None
+                else:
+                    r.cam = cam_to_image(r.cam, spec.input, im.pixels.shape) * np.float32(
+                        r.probability)
+        if spec.box_head is not None:
+            from inference.boxes import heat_boxes
+
+            for im, r, hm in zip(images, results, heats, strict=True):
+                r.boxes = [] if hm is None or r.probability < shown else heat_boxes(
+                    hm, spec.input, im.pixels.shape, threshold=spec.box_head.threshold,
+                    doubt_threshold=spec.box_head.doubt_threshold)
 
         probabilities = [r.probability for r in results]
-        score = float(np.mean(probabilities))
-        label = spec.positive_label if score >= spec.threshold else spec.negative_label
-        return self._finish(StudyResult(decided.part, decided.source, True, None, name, score,
-                                        label, spec.threshold, flags, results, **extra),
-                            total, progress)
+        method = manifest.aggregation_of(spec)
+        score = aggregate(probabilities, method)
+        flag = level(decision_statistic(probabilities, method), spec.threshold,
+                     spec.doubt_threshold)
+        label = spec.positive_label if flag == "positive" else spec.negative_label
+        return self._finish(StudyResult(
+            decided.part, decided.source, True, None, name, score, label, spec.threshold,
+            flags, results, **extra, flag=flag, doubt_threshold=spec.doubt_threshold,
+            aggregation=method, positive_label=spec.positive_label,
+            negative_label=spec.negative_label), total, progress)
 
     @staticmethod
     def _finish(result: StudyResult, total: int,
@@ -446,14 +527,23 @@ class Engine:
         return out
 
     def _score(self, name: str, spec: ModelSpec, model: nn.Module, runner: CamRunner | None,
-               batch: list[ImageInput]) -> tuple[np.ndarray, np.ndarray | None]:
+               batch: list[ImageInput]
+               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         x = prepare_batch([im.pixels for im in batch], spec.input).to(self.device)
+        heat = None
         try:
             if runner is not None:
                 logits, maps = runner(x)
             else:
                 with torch.inference_mode():
                     logits, maps = model(x).detach().cpu(), None
+            if spec.box_head is not None:
+                raw = getattr(model, "box_heat", None)
+                if raw is None:
+                    raise InferenceError(f"model {name!r}: the box head on "
+                                         f"{spec.box_head.layer!r} did not run")
+                heat = torch.sigmoid(raw.detach().float())[:, 0].cpu().numpy()
+                model.box_heat = None
         except InferenceError:
             raise
         except Exception as exc:
@@ -467,7 +557,7 @@ class Engine:
         if not np.isfinite(values).all():
             raise InferenceError(f"model {name!r} gave a non-finite output for "
                                  f"{_names(batch)}")
-        return values[:, 0], maps
+        return values[:, 0], maps, heat
 
 
 def _names(images: Sequence[ImageInput]) -> str:

@@ -24,6 +24,15 @@ What the wrapper adds
 * **Mode restored.** The model runs in eval mode (``GradCAM``'s constructor also sets it);
   the mode it had before is restored after construction and after each call.
 
+Methods
+-------
+``method="gradcam"`` (default, old bundles): channel weights are the spatially averaged
+gradients, so the map is as coarse as the layer (stride 32 for the usual last layer).
+``method="layercam"`` (Jiang et al. 2021, pytorch-grad-cam's ``LayerCAM``): each position
+weighted by its own positive gradient, which stays faithful at shallow layers; with a
+stride-8 layer the map has model-input detail (bundles trained by this version use
+``features.3`` of EfficientNet-Lite0, stride 8).
+
 Not thread-safe (the hooks keep per-call state): use one runner from one thread, as the
 engine does from its worker thread.
 """
@@ -55,16 +64,24 @@ class CamRunner:
         ``"features.denseblock4"``); resolved with :func:`inference.models.get_layer`.
     output_index
         The logit explained (0 for a binary model with one logit).
+    method
+        ``"gradcam"`` or ``"layercam"`` (see the module notes).
     """
 
-    def __init__(self, model: nn.Module, target_layer: str, output_index: int = 0) -> None:
+    def __init__(self, model: nn.Module, target_layer: str, output_index: int = 0, *,
+                 method: str = "gradcam") -> None:
         self.model = model
         self.target_layer = target_layer
         self.output_index = output_index
+        self.method = method
         # Imported here: pytorch-grad-cam pulls in cv2, scipy, matplotlib and torchvision
         # (seconds of start-up), only needed once a CAM is asked for.
-        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam import GradCAM, LayerCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        methods = {"gradcam": GradCAM, "layercam": LayerCAM}
+        if method not in methods:
+            raise ValueError(f"CAM method must be one of {', '.join(methods)}, got {method!r}")
 
         self._target_class = ClassifierOutputTarget
         layer = get_layer(model, target_layer)
@@ -74,7 +91,7 @@ class CamRunner:
         self._grad_hook = layer.register_forward_hook(self._start_graph_here)
         self._done_hook = model.register_forward_hook(self._forward_done)
         try:
-            self._cam = GradCAM(model=model, target_layers=[layer])
+            self._cam = methods[method](model=model, target_layers=[layer])
         except BaseException:
             self._grad_hook.remove()
             self._done_hook.remove()

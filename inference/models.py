@@ -84,6 +84,24 @@ class Architecture:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     input_size: int = 224
+    #: A stride-8 layer: where ``radview train`` points LayerCAM (sharp maps at the
+    #: model's input resolution); None: :attr:`cam_layer`.
+    fine_cam_layer: str | None = None
+    #: A stride-16 layer: where ``radview train`` attaches the box head
+    #: (:mod:`inference.boxes`); None: no default (``--box-layer`` needed).
+    box_layer: str | None = None
+
+
+#: Stride-8 and stride-16 layers of each architecture (issue 14: LayerCAM and box head).
+_FINE_LAYERS = {
+    "densenet121": ("features.denseblock2", "features.denseblock3"),
+    "densenet169": ("features.denseblock2", "features.denseblock3"),
+    "resnet18": ("layer2", "layer3"),
+    "resnet50": ("layer2", "layer3"),
+    "efficientnet_b0": ("features.3", "features.5"),
+    "mobilenet_v3_large": ("features.6", "features.12"),
+    "efficientnet_lite0": ("features.3", "features.5"),
+}
 
 
 #: Registered architectures by name (see the module table).
@@ -124,13 +142,16 @@ for _name, _cam, _head, _stem, _desc in (
     ("mobilenet_v3_large", "features.16", "classifier.3", "features.0.0",
      "MobileNetV3-Large, torchvision"),
 ):
-    register_architecture(Architecture(_name, _tv(_name), _cam, _head, _stem, _desc))
+    register_architecture(Architecture(_name, _tv(_name), _cam, _head, _stem, _desc,
+                                       fine_cam_layer=_FINE_LAYERS[_name][0],
+                                       box_layer=_FINE_LAYERS[_name][1]))
 
 register_architecture(Architecture(
     "efficientnet_lite0", lambda num_classes: EfficientNetLite0(num_classes), "features.8",
     "classifier.1", "features.0.0",
     "EfficientNet-Lite0 (no SE, ReLU6), inference.efficientnet_lite",
-    mean=efficientnet_lite.IMAGENET_MEAN, std=efficientnet_lite.IMAGENET_STD))
+    mean=efficientnet_lite.IMAGENET_MEAN, std=efficientnet_lite.IMAGENET_STD,
+    fine_cam_layer="features.3", box_layer="features.5"))
 
 
 def architecture(name: str) -> Architecture:

@@ -24,7 +24,9 @@ QT_FREE = ["inference", "viewer.model", "viewer.loader", "viewer.pixels", "viewe
            "viewer.viewstate", "viewer.paths", "viewer.overlay", "viewer.analysis",
            "viewer.logs", "viewer.report", "viewer.session", "viewer.cli", "viewer.cli.info",
            "viewer.cli.render", "viewer.cli.predict", "viewer.cli.report", "viewer.cli.train",
-           "viewer.cli.evaluate", "inference.bundle", "inference.engine", "inference.models",
+           "viewer.cli.evaluate", "viewer.cli.listen", "viewer.atomicio",
+           "viewer.dicom_results", "viewer.dicomnet", "inference.bundle", "inference.engine",
+           "inference.models",
            "inference.routing", "inference.gradcam", "inference.preprocess",
            "inference.training.train", "inference.training.evaluate"]
 

@@ -248,3 +248,13 @@ def test_render_is_atomic(tmp_path, capsys):
 ])
 def test_parse_wl(text, expected):
     assert parse_wl(text) == expected
+
+
+def test_info_and_render_print_width_by_height(tmp_path, capsys):
+    # A 32-row, 48-column image: the GUI's corner text says 48×32 (width×height); `info`
+    # printed rows×columns (32×48). One convention everywhere.
+    path = make_dicom(tmp_path / "wide.dcm", rows=32, cols=48)
+    assert info_main([str(path)]) == 0
+    assert "      48×32, 12 bits stored" in capsys.readouterr().out
+    assert render_main([str(path), "-o", str(tmp_path / "wide.png")]) == 0
+    assert "(48×32, " in capsys.readouterr().out

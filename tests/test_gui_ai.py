@@ -94,7 +94,8 @@ def test_unsupported_part_gets_no_score(qtbot, ai_window, tmp_path):
     result = _open_and_score(qtbot, ai_window, folder)
     assert not result.supported and result.score is None
     assert "not supported" in result.reason
-    assert ai_window.results.score_label.text() == "Not supported"
+    assert "Not supported" in ai_window.results.label_value.text()
+    assert "not supported by this model: CHEST" in ai_window.results.flags_label.text()
     assert all(v.cam is None for v in ai_window.grid.views)
 
 

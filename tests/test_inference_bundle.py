@@ -350,3 +350,33 @@ def test_manifest_on_disk_is_plain_json(good):
     assert text.startswith('{\n  "schema": "radview-bundle/1"')
     assert json.loads(text)["abnormality_models"]["mura"]["sha256"] == sha256_file(
         good.path / "mura.safetensors")
+
+
+def test_failed_swap_restores_the_old_bundle(tmp_path, monkeypatch):
+    # The second rename (new folder into place) fails, e.g. a full disk or a permission
+    # change: the old bundle was left hidden under .NAME.old-… and NAME was gone. It is
+    # renamed back, and nothing else is left in the folder.
+    from inference import bundle as bundle_module
+
+    target = tmp_path / "models" / "mybundle"
+    target.mkdir(parents=True)
+    (target / "manifest.json").write_text("old")
+    staged = tmp_path / "models" / ".mybundle.partial"
+    staged.mkdir()
+    (staged / "manifest.json").write_text("new")
+    real_replace = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if Path(src) == staged:
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(bundle_module.os, "replace", replace)
+    with pytest.raises(OSError, match="No space left"):
+        bundle_module.replace_folder(staged, target)
+    assert (target / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == [".mybundle.partial",
+                                                              "mybundle"]
+    assert len(calls) == 3  # aside, the failed move, and back

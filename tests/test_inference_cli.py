@@ -27,9 +27,13 @@ from viewer.cli.predict import main as predict_main
 from viewer.display import DisplayPipeline
 from viewer.pixels import decode
 
+# The routing keys (body_part_uncertain, router_*) and the study flag / doubt band /
+# aggregation and per-image level / boxes (issue 14) were added to the schema.
 STUDY_KEYS = {"study", "body_part", "body_part_source", "supported", "reason", "model",
-              "score", "label", "threshold", "flags", "images"}
-IMAGE_KEYS = {"path", "body_part", "probability", "cam"}
+              "score", "label", "threshold", "flags", "images", "body_part_uncertain",
+              "router_part", "router_confidence", "flag", "flag_text", "doubt_threshold",
+              "aggregation"}
+IMAGE_KEYS = {"path", "body_part", "probability", "cam", "level", "boxes"}
 
 
 @pytest.fixture(autouse=True)

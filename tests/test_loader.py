@@ -193,10 +193,11 @@ FILE_ERROR_CASES = [
     ("sr.dcm", lambda p: make_dicom(p, pixel_data=False, sop_class_uid=BASIC_TEXT_SR,
                                     modality="SR"),
      "no pixel data (SR document: Basic Text SR Storage)"),
-    # Presentation state.
-    ("gsps.dcm", lambda p: make_dicom(p, pixel_data=False, modality="PR",
-                                      sop_class_uid="1.2.840.10008.5.1.4.1.1.11.1"),
-     "no pixel data (presentation state: Grayscale Softcopy Presentation State Storage)"),
+    # Key object selection (a grayscale presentation state is no error: it is listed in
+    # LoadResult.presentation_states, tests/test_gsps.py).
+    ("kos.dcm", lambda p: make_dicom(p, pixel_data=False, modality="KO",
+                                     sop_class_uid="1.2.840.10008.5.1.4.1.1.88.59"),
+     "no pixel data (key object selection: Key Object Selection Document Storage)"),
     # A header describing an image but ending before the pixel data: truncated.
     ("cut-header.dcm", lambda p: make_dicom(p, truncate=8192 + 12),
      "file is truncated: the header describes an image but the file ends before its "

@@ -154,3 +154,59 @@ def test_unwritable_state_folder_falls_back_to_stderr(tmp_path, monkeypatch, cap
                 root.removeHandler(handler)
                 handler.close()
         root.setLevel(saved[1])
+
+
+# ----------------------------------------------- identifiers in file and folder names
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["default", "verbose"])
+def test_file_and_folder_names_never_reach_the_log(state_dir, tmp_path, verbose):
+    # Archives name files after patients: DOE_JANE.dcm, MRN12345_hand/. Paths were logged
+    # at INFO before any header was read (so nothing was registered yet), and the
+    # redaction's \w boundaries did not match DOE inside DOE_JANE. A tree with such names
+    # is scanned and decoded; the log names files by a hash only.
+    from dicom_factory import make_dicom, make_dicomdir
+
+    from viewer.loader import scan
+    from viewer.pixels import PixelError, decode
+
+    path = logs.setup_logging(verbose=verbose)
+    tree = tmp_path / "MRN12345_DOE_JANE"
+    first = make_dicom(tree / "DOE_JANE.dcm", patient_name="DOE^JANE", patient_id="MRN12345")
+    (tree / "DOE_JANE copy.dcm").write_bytes(first.read_bytes())  # duplicate SOP UID
+    (tree / "MRN12345_notes.dcm").write_bytes(b"\0" * 200)  # unreadable
+    make_dicomdir(tree / "MRN12345_hand",
+                  [make_dicom(tmp_path / "src" / "JANE.dcm", patient_name="DOE^JANE",
+                              patient_id="MRN12345")])
+    result = scan([tree])
+    for ref in result.images:
+        try:
+            decode(ref)
+        except PixelError:
+            pass
+    _flush()
+    text = path.read_text(encoding="utf-8")
+    assert "scan: " in text and "file#" in text  # the log did record the scan
+    for name in ("DOE", "JANE", "MRN12345", "notes", "hand"):
+        assert name.casefold() not in text.casefold(), name
+
+
+@pytest.mark.parametrize("message, registered, expected", [
+    # `_` joins words in file names: the parts of a registered name are still found.
+    ("opening DOE_JANE.dcm", ["DOE^JANE"], "opening [redacted]_[redacted].dcm"),
+    ("opening MRN12345_hand.dcm", ["MRN12345"], "opening [redacted]_hand.dcm"),
+    # ... but a registered value inside a longer word or number is left alone.
+    ("JANET and 1MRN123456", ["DOE^JANE", "MRN12345"], "JANET and 1MRN123456"),
+])
+def test_redaction_boundaries(state_dir, message, registered, expected):
+    logs.register_identifiers(registered)
+    assert logs.redact(message) == expected
+
+
+def test_file_ref_is_short_and_stable(tmp_path):
+    # The same path gives the same reference (records of one file can be followed), the
+    # name itself does not appear.
+    ref = logs.file_ref(tmp_path / "DOE_JANE.dcm")
+    assert ref == logs.file_ref(str(tmp_path / "DOE_JANE.dcm"))
+    assert ref.startswith("file#") and len(ref) == 13 and "DOE" not in ref
+    assert ref != logs.file_ref(tmp_path / "DOE_JOHN.dcm")

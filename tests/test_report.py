@@ -604,3 +604,26 @@ def test_not_reviewed_is_the_default(report_pdf):
     assert data.agreement == NOT_REVIEWED
     text = " ".join(pdf_text(path).split())
     assert "Reviewer's assessment: Not reviewed" in text and "No impression entered." in text
+
+
+
+@pytest.mark.parametrize("probabilities, says", [
+    # Positive: the score (0.58) is at or above the threshold.
+    ([0.81, 0.35], "it is at or above the threshold (0.58 vs 0.50), so the study is "
+                   "labelled abnormal."),
+    # Negative: the PDF said "labelled normal when the score is at or above the
+    # threshold", the rule backwards.
+    ([0.30, 0.20], "it is below the threshold (0.25 vs 0.50), so the study is labelled "
+                   "normal."),
+], ids=["positive", "negative"])
+def test_pdf_states_the_labelling_rule_the_right_way_round(qapp, study_dir, bundle_dir,
+                                                           tmp_path, probabilities, says):
+    from viewer.qt.report_pdf import image_max_side, write_pdf
+
+    study, patient, snaps = snapshots(study_dir)
+    data = gather(study, patient, snaps, max_side=image_max_side(), bundle=bundle_dir,
+                  ai_result=fake_result(snaps, probabilities))
+    assert data.ai.rule_text.endswith(says)
+    write_pdf(data, tmp_path / "rule.pdf")
+    flat = " ".join(pdf_text(tmp_path / "rule.pdf").split())
+    assert says in flat and "when the score is at or above" not in flat

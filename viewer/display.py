@@ -887,7 +887,7 @@ def view_marks(ref: ImageRef, decoded: Any = None, frame: int = 0) -> list[str]:
         word = "page" if ref.kind == "image" else "frame"
         marks.append(f"{word} {frame + 1} of {frames}")
     if ref.lossy:
-        ratios = ", ".join(f"{r:g}:1" for r in ref.lossy_ratios)
+        ratios = ", ".join(f"{r:.3g}:1" for r in ref.lossy_ratios)  # 17.401 → 17.4:1
         marks.append(f"LOSSY {ratios}" if ratios else "LOSSY")
     if decoded is not None:
         colour = any(str(w).startswith("colour (") for w in getattr(decoded, "warnings", []))

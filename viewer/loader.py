@@ -56,6 +56,10 @@ unsupported photometric interpretation or bit depths. Images shown with caveats 
 ``warnings``: colour shown as grayscale, multi-frame (frame 1 of N), a guessed transfer
 syntax, pydicom's header warnings.
 
+radview's own AI objects (:mod:`viewer.dicom_results`): its structured reports are not
+errors but listed in ``LoadResult.ai_reports``; its secondary captures are images with
+``ai_capture`` set, shown but never given to the model as views.
+
 Every file is examined inside its own guard: whatever pydicom, Pillow or a decoder
 raises for one file (an unknown VR in a patient name, a panic in a Rust codec) becomes
 that file's :class:`FileError`, and the scan goes on with the next file.
@@ -83,6 +87,7 @@ from pydicom.uid import UID, MediaStorageDirectoryStorage
 from inference.bodyparts import normalize_body_part
 from viewer.dicom_results import is_radview_capture, is_radview_sr
 from viewer.logs import file_ref, register_identifiers
+from viewer.measure import spacing_from_dataset
 from viewer.model import (
     FileError,
     ImageRef,
@@ -272,6 +277,7 @@ def scan(
 
     found: list[_Found] = []
     reports: list[Path] = []
+    states: list[Path] = []
     if progress:
         progress(0, len(state.candidates))
     done = 0
@@ -286,6 +292,8 @@ def scan(
             _expand_dicomdir(cand.path, state)
         elif isinstance(result, _AIReport):
             reports.append(result.path)
+        elif isinstance(result, _PresentationState):
+            states.append(result.path)
         elif isinstance(result, FileError):
             log.debug("%s: %s", file_ref(result.path), result.reason)
             state.errors.append(result)
@@ -296,6 +304,7 @@ def scan(
     total = done
     out = _assemble(found, state.errors)
     out.ai_reports = reports
+    out.presentation_states = states
     log.info("scan: %d files, %d images in %d studies, %d errors", total,
              len(out.images), len(out.studies), len(out.errors))
     return out
@@ -432,6 +441,38 @@ class _DicomDirFound:
     """:func:`_examine` found a DICOMDIR by its SOP Class: expand it."""
 
 
+#: Grayscale Softcopy Presentation State Storage (PS3.4 B.5).
+GSPS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
+
+
+@dataclass(frozen=True)
+class _PresentationState:
+    """:func:`_examine` found a grayscale presentation state (applied to the images it
+    references when their study opens, see :mod:`viewer.gsps`)."""
+
+    path: Path
+
+
+def _read_geometry(ds: Dataset, ref: ImageRef) -> None:
+    """Calibration attributes and Patient Orientation (guarded: a bad value is left out)."""
+    try:
+        ref.spacing = spacing_from_dataset(ds)
+    except Exception as exc:  # malformed values: measure in pixels
+        log.debug("%s: pixel spacing unreadable (%s)", file_ref(ref.path), type(exc).__name__)
+    try:
+        value = ds.get("PatientOrientation")
+        if value is not None and not isinstance(value, str | bytes):
+            letters = tuple(str(v).strip().upper() for v in value)
+        else:
+            letters = tuple(str(value or "").strip().upper().split("\\"))
+        if len(letters) == 2 and all(letters) and all(
+                set(v) <= set("LRAPHF") for v in letters):
+            ref.patient_orientation = letters
+    except Exception as exc:
+        log.debug("%s: Patient Orientation unreadable (%s)", file_ref(ref.path),
+                  type(exc).__name__)
+
+
 @dataclass(frozen=True)
 class _AIReport:
     """:func:`_examine` found radview's own AI structured report (listed, not an error)."""
@@ -507,6 +548,8 @@ def _examine_dicom(path: Path) -> _Found | FileError | _DicomDirFound:
         if header.pixel is None:
             if is_radview_sr(ds):
                 return _AIReport(path)  # type: ignore[return-value]
+            if text(ds, "SOPClassUID") == GSPS_SOP_CLASS:
+                return _PresentationState(path)  # type: ignore[return-value]
             if 0x00280010 in ds:
                 return FileError(path, "file is truncated: the header describes an image but "
                                        "the file ends before its Pixel Data")
@@ -526,6 +569,7 @@ def _examine_dicom(path: Path) -> _Found | FileError | _DicomDirFound:
             ai_capture=is_radview_capture(ds),
         )
         ref.lossy, ref.lossy_ratios = _lossy(ds, ts)
+        _read_geometry(ds, ref)
         hints = path_hints(path)
         part = normalize_body_part(text(ds, "BodyPartExamined"))
         if part:

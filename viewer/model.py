@@ -106,6 +106,35 @@ class PixelSpec:
         return 0, (1 << self.bits_stored) - 1
 
 
+@dataclass(frozen=True)
+class SpacingInfo:
+    """The header values that say what one image pixel measures (PS3.3 10.7.1.3, C.8.11.4).
+
+    :func:`viewer.measure.calibration_for` turns them into the unit and basis shown next
+    to every measurement.
+
+    Parameters
+    ----------
+    pixel_spacing
+        Pixel Spacing (0028,0030) (or the Pixel Measures functional group's), mm, (row,
+        column): between the centres of adjacent rows, adjacent columns.
+    imager_pixel_spacing
+        Imager Pixel Spacing (0018,1164), mm at the front plane of the detector.
+    magnification
+        Estimated Radiographic Magnification Factor (0018,1114).
+    calibration_type
+        Pixel Spacing Calibration Type (0028,0A02): ``"GEOMETRY"`` or ``"FIDUCIAL"``.
+    calibration_description
+        Pixel Spacing Calibration Description (0028,0A04).
+    """
+
+    pixel_spacing: tuple[float, float] | None = None
+    imager_pixel_spacing: tuple[float, float] | None = None
+    magnification: float | None = None
+    calibration_type: str = ""
+    calibration_description: str = ""
+
+
 @dataclass
 class ImageRef:
     """One image (one file) as found by a scan; pixels are not loaded.
@@ -138,6 +167,12 @@ class ImageRef:
     #: radview's own AI secondary capture (:func:`viewer.dicom_results.is_radview_capture`):
     #: shown, never given to the model as a view.
     ai_capture: bool = False
+    #: What a pixel measures (:class:`SpacingInfo`); None for image files (pixels only).
+    spacing: SpacingInfo | None = None
+    #: Patient Orientation (0020,0020): the patient directions of the rows (towards the
+    #: right edge) and of the columns (towards the bottom), e.g. ``("R", "F")``; empty
+    #: when absent.
+    patient_orientation: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -204,6 +239,9 @@ class LoadResult:
     #: radview AI structured reports found by the scan (not errors); their findings are
     #: mapped onto the source images by :func:`viewer.dicom_results.findings_for`.
     ai_reports: list[Path] = field(default_factory=list)
+    #: Grayscale Softcopy Presentation States found by the scan (not errors); applied by
+    #: :mod:`viewer.gsps` to the images they reference.
+    presentation_states: list[Path] = field(default_factory=list)
 
     @property
     def studies(self) -> list[Study]:

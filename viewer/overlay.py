@@ -78,3 +78,48 @@ def blend(gray: np.ndarray, cam: np.ndarray, cmap: str = "jet",
     base = np.repeat(np.asarray(gray, dtype=np.float32)[..., None], 3, axis=2)
     out = base * (1.0 - a) + rgba[..., :3] * a
     return np.round(out).astype(np.uint8)
+
+
+#: Box colours (RGB): a "fracture" box solid, a "doubt" box dotted.
+BOX_COLORS = {"fracture": (255, 48, 48), "doubt": (255, 200, 0)}
+#: Dot and gap length of a "doubt" box outline, pixels of the image.
+BOX_DOT = 6
+
+
+def box_style(level: str) -> tuple[tuple[int, int, int], bool]:
+    """``(rgb, dotted)`` of a box of ``level`` (``"fracture"`` solid, ``"doubt"`` dotted)."""
+    return BOX_COLORS.get(level, BOX_COLORS["doubt"]), level != "fracture"
+
+
+def draw_boxes(rgb: np.ndarray, boxes: list[dict], width: int | None = None) -> np.ndarray:
+    """Draw box outlines on an (H, W, 3) uint8 image (a copy is returned).
+
+    Parameters
+    ----------
+    rgb
+        The image, e.g. from :func:`blend`.
+    boxes
+        ``{x0, y0, x1, y1, level}`` in the image's pixels (``x1``/``y1`` exclusive), as the
+        engine gives them; ``"fracture"`` boxes are solid, ``"doubt"`` boxes dotted
+        (:data:`BOX_COLORS`). Weakest first, so the best box is drawn on top.
+    width
+        Line width in pixels; default about 0.4 % of the image's larger side (at least 2).
+    """
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    rows, cols = out.shape[:2]
+    w = width or max(2, round(max(rows, cols) * 0.004))
+    dot = max(BOX_DOT, 3 * w)
+    for box in reversed(boxes):
+        color, dotted = box_style(str(box.get("level")))
+        x0, y0 = max(0, int(box["x0"])), max(0, int(box["y0"]))
+        x1, y1 = min(cols, int(box["x1"])), min(rows, int(box["y1"]))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        mask[:w, :] = mask[-w:, :] = True
+        mask[:, :w] = mask[:, -w:] = True
+        if dotted:
+            yy, xx = np.mgrid[y0:y1, x0:x1]
+            mask &= ((xx + yy) // dot) % 2 == 0
+        out[y0:y1, x0:x1][mask] = color
+    return out

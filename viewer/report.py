@@ -173,6 +173,11 @@ class ReportImage:
     body_part_source: str | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: Marked as a key image by the reader (issue 16).
+    key: bool = False
+    #: uint8 (rows, columns, 3): ``displayed`` with the reader's measurements and
+    #: annotations drawn as in the view (:mod:`viewer.qt.report_marks`); None without.
+    marked: np.ndarray | None = None
 
 
 @dataclass
@@ -287,6 +292,8 @@ class ReportData:
     files_folder: str
     caveats: list[str]
     default_filename: str
+    #: ``(image, tool, value)`` rows of the reader's measurements (issue 16).
+    measurements: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def agreement_text(self) -> str:
@@ -664,9 +671,12 @@ def _ai_summary(result: Any, reason: str | None, clean) -> AiSummary:
     if not result.supported or result.score is None:
         return AiSummary(scored=False, reason=clean(result.reason) or "not supported",
                          **common)
-    positive = result.threshold is not None and result.score >= result.threshold
+    flag = getattr(result, "flag", None)  # any view above the threshold flags the study
+    positive = (flag == "positive" if flag is not None
+                else result.threshold is not None and result.score >= result.threshold)
     return AiSummary(scored=True, score=float(result.score), threshold=result.threshold,
-                     label=result.label, positive=positive, **common)
+                     label=getattr(result, "flag_text", None) or result.label,
+                     positive=positive, **common)
 
 
 def _describe(ref: ImageRef) -> str:
@@ -705,7 +715,20 @@ def _report_image(number: int, snap: ViewSnapshot, result: Any, deidentify: bool
                         cam.shape, shown.shape)
         else:
             cam_small = _downscale(np.asarray(cam, dtype=np.float32), max_side)
-            overlay = orient(blend(small, cam_small, cmap, opacity), state)
+            overlay = blend(small, cam_small, cmap, opacity)
+    boxes = getattr(result, "boxes", None) if result is not None else None
+    if boxes:
+        # Boxes are in the image's pixels: scale them to the report's copy, solid for
+        # "fracture", dotted for "doubt" (viewer.overlay.draw_boxes).
+        from viewer.overlay import draw_boxes
+
+        fy, fx = small.shape[0] / shown.shape[0], small.shape[1] / shown.shape[1]
+        scaled = [{**b, "x0": b["x0"] * fx, "x1": b["x1"] * fx, "y0": b["y0"] * fy,
+                   "y1": b["y1"] * fy} for b in boxes]
+        base = overlay if overlay is not None else np.repeat(small[..., None], 3, axis=2)
+        overlay = draw_boxes(base, scaled)
+    if overlay is not None:
+        overlay = orient(overlay, state)
     return ReportImage(
         number, label, _describe(ref), orient(small, state), overlay, size,
         window_text=window_text(pipeline, state), orientation_text=orientation_text(state),

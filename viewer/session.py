@@ -33,6 +33,7 @@ import numpy as np
 from viewer import loader, pixels
 from viewer.analysis import input_fields
 from viewer.display import DisplayPipeline
+from viewer.measure import ReadingStore
 from viewer.model import ImageRef, LoadResult, Patient, Study
 
 if TYPE_CHECKING:  # inference imports torch: only in the AI worker at run time
@@ -348,6 +349,8 @@ class Session:
         self.ai = AiState()
         self.override_part: str | None = None
         self.reviews: dict[str, Review] = {}
+        #: The reader's measurements, annotations and key images, per image (issue 16).
+        self.reading = ReadingStore()
 
         self.bundles: list[BundleInfo] = []
         self.bundle: BundleInfo | None = None

@@ -730,15 +730,36 @@ class CacheInfo:
     ok: np.ndarray
     errors: list[tuple[str, str]] = field(default_factory=list)
     hit: bool = False
+    #: ``(rows, columns)`` of each decoded image before resizing (None: failed, or a
+    #: cache written before the shapes were recorded).
+    shapes: list[tuple[int, int] | None] | None = None
 
     def open(self) -> np.ndarray:
         """The cached images, memory mapped read-only."""
         return np.load(self.path, mmap_mode="r")
 
 
-def cache_key(samples: Sequence[Sample], spec: InputSpec) -> str:
-    """Hash of every file's path, size and mtime, plus the input size and resize mode."""
-    digest = hashlib.sha256(f"v{CACHE_VERSION} {spec.size} {spec.resize}\n".encode())
+#: ``reader(path) -> uint8 (rows, columns)``: a file as the model sees it before resizing.
+ImageReader = Callable[[Path], np.ndarray]
+
+
+def reader_tag(reader: ImageReader | None) -> str:
+    """A reader's name in cache keys: its ``cache_tag`` attribute, else its qualified name
+    (:func:`decode_gray` for None). A new way of reading files makes a new cache."""
+    if reader is None:
+        return "decode_gray"
+    tag = getattr(reader, "cache_tag", None)
+    if isinstance(tag, str) and tag:
+        return tag
+    return f"{getattr(reader, '__module__', '?')}.{getattr(reader, '__qualname__', repr(reader))}"
+
+
+def cache_key(samples: Sequence[Sample], spec: InputSpec,
+              reader: ImageReader | None = None) -> str:
+    """Hash of every file's path, size and mtime, plus the input size, resize mode and the
+    image reader (:func:`reader_tag`)."""
+    tag = "" if reader is None else f" {reader_tag(reader)}"  # old caches stay valid
+    digest = hashlib.sha256(f"v{CACHE_VERSION} {spec.size} {spec.resize}{tag}\n".encode())
     for s in samples:
         st = s.path.stat()
         digest.update(f"{s.path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -757,7 +778,8 @@ def default_cache_dir() -> Path:
 
 def build_cache(samples: Sequence[Sample], spec: InputSpec, cache_dir: str | os.PathLike[str],
                 *, workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> CacheInfo:
+                progress: Callable[[int, int], None] | None = None,
+                reader: ImageReader | None = None) -> CacheInfo:
     """Decode and resize every sample once into a ``uint8`` memmap (see the module notes).
 
     Parameters
@@ -773,6 +795,12 @@ def build_cache(samples: Sequence[Sample], spec: InputSpec, cache_dir: str | os.
         Decoding threads (Pillow releases the GIL); default the CPU count.
     progress
         ``progress(done, total)`` while decoding.
+    reader
+        Turns a file into the ``uint8`` image the model sees before resizing. ``radview
+        train``/``evaluate`` pass the viewer's own (:func:`viewer.training_input.read_model_input`:
+        DICOM too, the default display window exactly as the viewer and ``radview predict``
+        hand it to the engine); None uses :func:`decode_gray` (image files only). It may
+        raise ``OSError`` or ``ValueError`` for an unreadable file.
 
     Returns
     -------
@@ -782,7 +810,7 @@ def build_cache(samples: Sequence[Sample], spec: InputSpec, cache_dir: str | os.
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     h, w = spec.size
-    key = cache_key(samples, spec)
+    key = cache_key(samples, spec, reader)
     target = cache_dir / f"{key}-{h}x{w}-{spec.resize}.npy"
     sidecar = target.with_suffix(".json")
     if target.is_file() and sidecar.is_file():
@@ -790,10 +818,13 @@ def build_cache(samples: Sequence[Sample], spec: InputSpec, cache_dir: str | os.
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             ok = np.array(meta["ok"], dtype=bool)
             errors = [tuple(e) for e in meta["errors"]]
+            shapes = meta.get("shapes")
             if ok.shape == (len(samples),):
                 _report(errors)
                 log.info("image cache hit: %s (%d images)", target, len(samples))
-                return CacheInfo(target, ok, errors, hit=True)
+                return CacheInfo(target, ok, errors, hit=True,
+                                 shapes=[tuple(x) if x else None for x in shapes]
+                                 if isinstance(shapes, list) else None)
         except (OSError, ValueError, KeyError, TypeError):
             log.warning("image cache %s is damaged: rebuilding it", sidecar)
     tmp = cache_dir / f".{target.name}.partial-{secrets.token_hex(4)}"
@@ -801,11 +832,14 @@ def build_cache(samples: Sequence[Sample], spec: InputSpec, cache_dir: str | os.
                                       shape=(len(samples), h, w))
     ok = np.zeros(len(samples), dtype=bool)
     errors: list[tuple[str, str]] = []
+    shapes: list[tuple[int, int] | None] = [None] * len(samples)
     small = replace(spec, channels=1, mean=(0.0,), std=(1.0,))
 
     def work(i: int) -> np.ndarray | str:
         try:
-            return resize_uint8(decode_gray(samples[i].path), small)
+            pixels = (reader or decode_gray)(samples[i].path)
+            shapes[i] = (int(pixels.shape[0]), int(pixels.shape[1]))
+            return resize_uint8(pixels, small)
         except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError,
                 SyntaxError) as exc:
             return f"{type(exc).__name__}: {exc}"
@@ -826,11 +860,57 @@ def build_cache(samples: Sequence[Sample], spec: InputSpec, cache_dir: str | os.
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    sidecar.write_text(json.dumps({"ok": ok.tolist(), "errors": errors}), encoding="utf-8")
+    sidecar.write_text(json.dumps({"ok": ok.tolist(), "errors": errors,
+                                   "shapes": [list(x) if x else None for x in shapes]}),
+                       encoding="utf-8")
     _report(errors)
     log.info("image cache built: %s (%d images, %d unreadable)", target, len(samples),
              len(errors))
-    return CacheInfo(target, ok, errors)
+    return CacheInfo(target, ok, errors, shapes=shapes)
+
+
+# ---------------------------------------------------------------------------- boxes
+
+#: Normalized box ``(x0, y0, x1, y1)``: fractions (0–1) of the image's width and height.
+Box = tuple[float, float, float, float]
+
+
+def load_boxes(path: str | os.PathLike[str]) -> dict[str, list[Box]]:
+    """Fracture boxes from a CSV such as FracAtlas's ``fracture_boxes.csv``.
+
+    Columns ``image_id`` (the image's file name; ``path`` is accepted too, matched by its
+    file name) and ``x0, y0, x1, y1`` as fractions (0–1) of the width and height; several
+    rows per image are several boxes.
+
+    Returns
+    -------
+    dict
+        file name → boxes.
+
+    Raises
+    ------
+    DataError
+        For a missing file, missing columns or values outside 0–1, naming the row.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the boxes ({exc.strerror or exc})") from None
+    out: dict[str, list[Box]] = {}
+    for n, row in enumerate(rows, start=2):
+        name = (row.get("image_id") or row.get("path") or "").strip()
+        try:
+            box = tuple(float(row[k]) for k in ("x0", "y0", "x1", "y1"))
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{path}:{n}: needs image_id, x0, y0, x1, y1 (fractions 0–1)"
+                            ) from None
+        if not name or not all(0.0 <= v <= 1.0 for v in box):
+            raise DataError(f"{path}:{n}: image_id and x0, y0, x1, y1 in 0–1 needed, got "
+                            f"{row}")
+        out.setdefault(Path(name).name, []).append(box)  # type: ignore[arg-type]
+    return out
 
 
 def _report(errors: Sequence[tuple[str, str]]) -> None:

@@ -352,10 +352,33 @@ class Studies:
     parts: list[str]          #: part of each study (of its first image)
     labels: np.ndarray        #: study label: the highest image label
 
-    def scores(self, probs: np.ndarray) -> np.ndarray:
-        """Mean image probability per study."""
-        total = np.bincount(self.index, weights=probs, minlength=len(self.ids))
-        return total / np.bincount(self.index, minlength=len(self.ids))
+    def scores(self, probs: np.ndarray, method: str = "mean") -> np.ndarray:
+        """Study score per study: the image probabilities aggregated by ``method``
+        (:func:`inference.aggregate.aggregate`; default the mean, MURA's protocol)."""
+        probs = np.asarray(probs, dtype=np.float64)
+        count = np.bincount(self.index, minlength=len(self.ids))
+        if method == "mean":
+            total = np.bincount(self.index, weights=probs, minlength=len(self.ids))
+            return total / count
+        if method == "max":
+            out = np.zeros(len(self.ids))
+            np.maximum.at(out, self.index, probs)
+            return out
+        if method == "noisy_or":
+            logs = np.bincount(self.index, weights=np.log1p(-np.clip(probs, 0.0, 1 - 1e-12)),
+                               minlength=len(self.ids))
+            return 1.0 - np.exp(logs)
+        raise ValueError(f"unknown aggregation {method!r}")
+
+    def decision(self, probs: np.ndarray, method: str = "mean") -> np.ndarray:
+        """``max(score, max view)`` per study: the study is flagged at level ``t`` exactly
+        when this is ``>= t`` (:func:`inference.aggregate.decision_statistic`)."""
+        return np.maximum(self.scores(probs, method), self.scores(probs, "max"))
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Images per study."""
+        return np.bincount(self.index, minlength=len(self.ids))
 
 
 def group_studies(samples: Sequence[Sample]) -> Studies:
@@ -374,29 +397,89 @@ def group_studies(samples: Sequence[Sample]) -> Studies:
 
 
 def fit_thresholds(samples: Sequence[Sample], probs: np.ndarray, *,
-                   min_studies: int = 20) -> tuple[float, dict[str, float]]:
+                   min_studies: int = 20, aggregation: str = "mean", any_view: bool = False,
+                   min_positives: int = 0) -> tuple[float, dict[str, float]]:
     """Overall and per-part study thresholds (Youden's J) on calibrated probabilities.
 
     Parts are the routing keys (:func:`inference.bodyparts.normalize_body_part`; FracAtlas
     ARM counts as HUMERUS, as the engine routes it).
 
+    Parameters
+    ----------
+    aggregation
+        The study score (:meth:`Studies.scores`).
+    any_view
+        Fit on the engine's flag rule: a study is positive when its score **or any of
+        its views** reaches the threshold (:meth:`Studies.decision`).
+    min_positives
+        Fewest positive studies for a part's own threshold (``radview train``: 20).
+
     Returns
     -------
     tuple
         ``(overall threshold, {part: threshold})``, parts with fewer than ``min_studies``
-        studies or one class only left out.
+        studies, fewer than ``min_positives`` positive studies, or one class only left
+        out (they use the overall threshold).
     """
     st = group_studies(samples)
-    scores = st.scores(probs)
+    scores = st.decision(probs, aggregation) if any_view else st.scores(probs, aggregation)
     overall = youden_threshold(st.labels, scores)
     keys = np.array([normalize_body_part(p) or p for p in st.parts])
     per_part = {}
     for part in sorted(set(keys)):
         m = keys == part
         labels = st.labels[m]
-        if m.sum() >= min_studies and 0 < labels.sum() < m.sum():
+        if (m.sum() >= min_studies and 0 < labels.sum() < m.sum()
+                and labels.sum() >= min_positives):
             per_part[str(part)] = youden_threshold(labels, scores[m])
     return overall, per_part
+
+
+def fit_doubt_threshold(samples: Sequence[Sample], probs: np.ndarray, threshold: float, *,
+                        sensitivity: float = 0.95, aggregation: str = "mean") -> float:
+    """The DOUBT band's lower edge: the highest value at which at least ``sensitivity`` of
+    the positive studies are flagged (DOUBT or positive) by the engine's rule, never
+    above ``threshold``. ``threshold`` itself when there are no positive studies."""
+    st = group_studies(samples)
+    stats = np.sort(st.decision(probs, aggregation)[st.labels == 1])
+    if stats.size == 0:
+        return float(threshold)
+    k = int(math.floor((1.0 - sensitivity) * stats.size + 1e-9))
+    return float(min(threshold, stats[min(k, stats.size - 1)]))
+
+
+def choose_aggregation(samples: Sequence[Sample], probs: np.ndarray, *,
+                       min_studies: int = 20) -> tuple[str, dict[str, Any]]:
+    """Pick the study aggregation on studies with several views (selection split).
+
+    Each of :data:`inference.aggregate.AGGREGATIONS` is scored by the study AUROC of the
+    engine's decision (score or any view) on the studies with at least two views; the
+    best wins, ties going to the first (mean, then max, then noisy-OR). With fewer than
+    ``min_studies`` such studies, or one class only, the mean is kept (MURA's protocol).
+
+    Returns
+    -------
+    tuple
+        ``(aggregation, {"multi_view_studies", "auroc": {method: value}, "reason"})``.
+    """
+    from inference.aggregate import AGGREGATIONS
+
+    st = group_studies(samples)
+    multi = st.sizes >= 2
+    info: dict[str, Any] = {"multi_view_studies": int(multi.sum()), "auroc": {}}
+    labels = st.labels[multi]
+    if multi.sum() < min_studies or len(np.unique(labels)) < 2:
+        info["reason"] = (f"{int(multi.sum())} selection studies with several views "
+                          f"(need {min_studies} of both classes): mean kept")
+        return "mean", info
+    best, best_auc = "mean", -1.0
+    for method in AGGREGATIONS:
+        auc = auroc(labels, st.decision(probs, method)[multi])
+        info["auroc"][method] = _value(auc)
+        if math.isfinite(auc) and auc > best_auc + 1e-9:
+            best, best_auc = method, auc
+    info["reason"] = f"highest study AUROC on {int(multi.sum())} multi-view selection studies"
+    return best, info
 
 
 def _value(v: float) -> float | None:
@@ -441,8 +524,14 @@ def _level_metrics(y_img, p_img, d_img, st_index, y_st, s_st, d_st, resamples, s
 
 def abnormality_report(samples: Sequence[Sample], logits: np.ndarray, *, temperature: float,
                        threshold: float, part_thresholds: Mapping[str, float] | None = None,
-                       resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
+                       resamples: int = RESAMPLES, seed: int = 0, aggregation: str = "mean",
+                       any_view: bool = False,
+                       doubt_threshold: float | None = None) -> dict[str, Any]:
     """Metrics of a binary model on labelled samples (see the module notes).
+
+    ``aggregation`` is the study score; with ``any_view`` a study is called positive as
+    the engine does (score **or any view** at or above the threshold); with
+    ``doubt_threshold`` the report adds what the DOUBT band catches (``doubt``).
 
     Parameters
     ----------
@@ -470,14 +559,15 @@ def abnormality_report(samples: Sequence[Sample], logits: np.ndarray, *, tempera
     y = np.array([s.abnormal or 0 for s in samples], dtype=np.int64)
     probs = sigmoid(logits / temperature)
     st = group_studies(samples)
-    scores = st.scores(probs)
+    scores = st.scores(probs, aggregation)
 
     def cut(part: str) -> float:
         return part_thresholds.get(normalize_body_part(part) or part, threshold)
 
     study_cut = np.array([cut(p) for p in st.parts])
     d_img = (probs >= study_cut[st.index]).astype(np.int64)
-    d_st = (scores >= study_cut).astype(np.int64)
+    decision = st.decision(probs, aggregation) if any_view else scores
+    d_st = (decision >= study_cut).astype(np.int64)
     report: dict[str, Any] = {
         "task": "abnormality", "n_images": len(samples), "n_studies": len(st.ids),
         "temperature": _value(temperature), "threshold": _value(threshold),
@@ -487,7 +577,20 @@ def abnormality_report(samples: Sequence[Sample], logits: np.ndarray, *, tempera
                         "bins": CALIBRATION_BINS},
         "bootstrap": {"resamples": resamples, "seed": seed, "unit": "study",
                       "method": "percentile", "level": 0.95},
+        "aggregation": aggregation, "any_view_flags": bool(any_view),
     }
+    if doubt_threshold is not None:
+        # What the DOUBT band adds: studies flagged at least DOUBT, by true class.
+        doubt_cut = np.minimum(doubt_threshold, study_cut)
+        flagged = decision >= doubt_cut
+        pos = st.labels == 1
+        report["doubt_threshold"] = _value(doubt_threshold)
+        report["doubt"] = {
+            "sensitivity": _value(flagged[pos].mean() if pos.any() else math.nan),
+            "flagged_negatives": _value(flagged[~pos].mean() if (~pos).any() else math.nan),
+            "flags": {"positive": int(d_st.sum()),
+                      "doubt": int((flagged & (d_st == 0)).sum()),
+                      "negative": int((~flagged).sum())}}
     subsets = [("overall", np.ones(len(st.ids), dtype=bool))]
     subsets += [(p, np.array([q == p for q in st.parts])) for p in sorted(set(st.parts))]
     parts: dict[str, Any] = {}
@@ -767,7 +870,8 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
                     cache_dir: str | os.PathLike[str] | None = None, device: str = "auto",
                     batch_size: int = 32, resamples: int = RESAMPLES, seed: int | None = None,
                     val_fraction: float | None = None, holdout: float | None = None,
-                    block_size: int | None = None, progress: bool = True) -> dict[str, Any]:
+                    block_size: int | None = None, progress: bool = True,
+                    reader: Any = None) -> dict[str, Any]:
     """Score a dataset split with a bundle's models; write ``metrics.json`` and plots.
 
     Parameters
@@ -786,6 +890,10 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
         ``block_size``, ``parts``, ``limit``) unless given here; MURA keeps its own split.
     resamples
         Bootstrap draws for the intervals.
+    reader
+        How a file becomes the model's ``uint8`` image (see
+        :func:`inference.training.data.build_cache`); ``radview evaluate`` passes the
+        viewer's, as ``radview train`` does.
 
     Returns
     -------
@@ -854,7 +962,8 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
                         key, len(chosen) - len(kept))
         if not kept:
             raise DataError(f"{key}: no labelled images in the {split} split")
-        cache = build_cache(kept, spec_entry.input, cache_dir or default_cache_dir())
+        cache = build_cache(kept, spec_entry.input, cache_dir or default_cache_dir(),
+                            reader=reader)
         images = cache.open()
         rows = [i for i in range(len(kept)) if cache.ok[i]]
         scored = [kept[i] for i in rows]
@@ -878,7 +987,10 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
                                         temperature=spec_entry.temperature,
                                         threshold=spec_entry.threshold,
                                         part_thresholds=part_thresholds,
-                                        resamples=resamples, seed=s)
+                                        resamples=resamples, seed=s,
+                                        aggregation=manifest.aggregation_of(spec_entry),
+                                        any_view=True,
+                                        doubt_threshold=spec_entry.doubt_threshold)
             probs = sigmoid(logits[:, 0] / spec_entry.temperature)
             plot_roc(scored, probs, model_dir / "roc.png")
             plot_reliability(logits[:, 0], np.array([x.abnormal for x in scored]),

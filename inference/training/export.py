@@ -87,6 +87,18 @@ class TrainedModel:
     command: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     world_size: int = 1
+    #: DOUBT band lower edge (each entry's is capped at its threshold); None: none.
+    doubt_threshold: float | None = None
+    aggregation: str = "mean"
+    cam_method: str = "gradcam"
+    cam_layer: str | None = None      #: None: the architecture's usual Grad-CAM layer
+    #: The manifest's ``box_head`` without ``weights``/``sha256``, and its tensors.
+    box_head: dict[str, Any] | None = None
+    box_state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def box_weights(self) -> str:
+        return f"{self.key}-boxes.safetensors"
 
 
 def _input_fields(arch: str, spec: InputSpec) -> dict[str, Any]:
@@ -185,10 +197,16 @@ def _abnormality_entries(model: TrainedModel) -> tuple[dict[str, Any], dict[str,
     base = {**_input_fields(model.architecture, model.input), "weights": weights,
             "sha256": "0" * 64, "threshold": model.threshold,
             "temperature": model.temperature,
-            "cam_target_layer": ARCHITECTURES[model.architecture].cam_layer,
+            "cam_target_layer": model.cam_layer or ARCHITECTURES[model.architecture].cam_layer,
             "positive_label": model.positive_label,
             "description": f"{model.architecture} trained by radview on "
-                           f"{model.data.description}; overall threshold"}
+                           f"{model.data.description}; overall threshold",
+            "aggregation": model.aggregation, "cam_method": model.cam_method}
+    if model.doubt_threshold is not None:
+        base["doubt_threshold"] = min(model.doubt_threshold, model.threshold)
+    if model.box_head is not None:
+        base["box_head"] = {**model.box_head, "weights": model.box_weights,
+                            "sha256": "0" * 64}
     entries = {model.key: base}
     routing = {}
     for part in model.routing_parts:
@@ -197,6 +215,9 @@ def _abnormality_entries(model: TrainedModel) -> tuple[dict[str, Any], dict[str,
             entries[key] = {**base, "threshold": model.part_thresholds[part],
                             "description": f"{model.key} with the threshold fitted on "
                                            f"{part} studies"}
+            if model.doubt_threshold is not None:
+                entries[key]["doubt_threshold"] = min(model.doubt_threshold,
+                                                      model.part_thresholds[part])
             routing[part] = key
         else:
             routing[part] = model.key
@@ -234,12 +255,16 @@ def merge_model(manifest: dict[str, Any], states: dict[str, dict[str, torch.Tens
         routing.update(routes)
         manifest["routing"] = routing
         states[weights] = model.state_dict
+        if model.box_state is not None:
+            states[model.box_weights] = model.box_state
         # Drop entries nothing routes to, unless a sibling on the same weights is routed.
         routed_weights = {models[m]["weights"] for m in routing.values()}
         for k in [k for k, e in models.items() if e["weights"] not in routed_weights]:
             log.info("dropping model %s: no body part routes to it any more", k)
             del models[k]
     used = {e["weights"] for e in manifest.get("abnormality_models", {}).values()}
+    used |= {e["box_head"]["weights"] for e in manifest.get("abnormality_models", {}).values()
+             if isinstance(e.get("box_head"), dict)}
     if manifest.get("router"):
         used.add(manifest["router"]["weights"])
     for name in list(states):
@@ -358,7 +383,11 @@ def model_section(model: TrainedModel, plot_dir: str) -> str:
             f"- **Thresholds** (Youden's J on study scores of the selection split): overall "
             f"{model.threshold:.3f}"
             + "".join(f", {p} {t:.3f}" for p, t in sorted(model.part_thresholds.items()))
-            + ".",
+            + " (a part gets its own only with at least "
+            f"{cfg.get('min_part_positives', 0)} positive selection studies). The threshold "
+            "applies to the study score **and to every view**: one view at or above it "
+            "flags the study, whatever the aggregate.",
+            *_decision_lines(model),
             "",
             f"Metrics on the validation split ({r['n_studies']} studies, {r['n_images']} "
             f"images); 95 % percentile bootstrap intervals over studies "
@@ -399,6 +428,40 @@ def model_section(model: TrainedModel, plot_dir: str) -> str:
         lines += ["", "FracAtlas films often show casts and hardware: the model can learn "
                       "those shortcuts. Check the Grad-CAM maps, not only AUROC."]
     return "\n".join(lines) + "\n"
+
+
+def _decision_lines(model: TrainedModel) -> list[str]:
+    """Card lines on the study score, the DOUBT band and the box head (issue 14)."""
+    r = model.report
+    choice = r.get("aggregation_choice") or {}
+    aucs = ", ".join(f"{k} {_number(v)}" for k, v in (choice.get("auroc") or {}).items())
+    lines = [f"- **Study score**: {model.aggregation} of the view probabilities ("
+             f"{choice.get('reason', 'given')}" + (f"; study AUROC {aucs}" if aucs else "")
+             + ")."]
+    doubt = r.get("doubt")
+    if model.doubt_threshold is not None:
+        lines.append(
+            f"- **Study flag**: FRACTURE at the threshold; DOUBT from "
+            f"{model.doubt_threshold:.3f} (the value at which "
+            f"{model.config.get('doubt_sensitivity', 0.95):.0%} of the positive selection "
+            f"studies are flagged); NO FRACTURE below."
+            + (f" On the validation split: positive studies flagged at least DOUBT "
+               f"{_number(doubt.get('sensitivity'))}, negative studies flagged at least "
+               f"DOUBT {_number(doubt.get('flagged_negatives'))}." if doubt else ""))
+    boxes = r.get("boxes")
+    if boxes:
+        lines.append(
+            f"- **Boxes** (dense heatmap head on {boxes['layer']}, stride {boxes['stride']}, "
+            f"trained on {boxes['source']}): fracture from peak heat "
+            f"{boxes['threshold']:.3f}, doubt from {boxes['doubt_threshold']:.3f} (fitted on "
+            f"the selection split). Validation: heat peak inside a fracture box on "
+            f"{boxes['peak_in_box_count']} films; peak-heat AUROC boxed vs normal "
+            f"{_number(boxes['peak_auroc'])}; boxes per normal film "
+            f"{boxes['false_boxes_per_normal_image']}.")
+    if model.cam_method != "gradcam":
+        lines.append(f"- **Heat maps**: {model.cam_method} on {model.cam_layer}, scaled by the "
+                     f"view's probability, hidden below the DOUBT threshold.")
+    return lines
 
 
 def render_card(manifest: dict[str, Any], sections: dict[str, str]) -> str:

@@ -96,12 +96,15 @@ from inference.training.data import (
     load_samples,
     other_samples,
     part_class_weights,
+    reader_tag,
     router_class,
     split_samples,
 )
 from inference.training.evaluate import (
     abnormality_report,
     auroc,
+    choose_aggregation,
+    fit_doubt_threshold,
     fit_temperature,
     fit_thresholds,
     group_studies,
@@ -196,6 +199,22 @@ class TrainConfig:
     eval_batch_size: int = 32
     progress: bool = True
     command: str = ""
+    #: ``reader(path) -> uint8`` (see :func:`inference.training.data.build_cache`): how a
+    #: file becomes the model's image; ``radview train`` passes the viewer's, None uses
+    #: :func:`inference.training.data.decode_gray`. Recorded by name (``reader_tag``).
+    reader: Any = None
+    #: Box supervision (issue 14): a boxes CSV (``image_id, x0, y0, x1, y1`` fractions),
+    #: ``"auto"`` (FracAtlas: ``<data>/fracture_boxes.csv`` when present) or ``"none"``.
+    #: Without boxes the box head is skipped.
+    boxes: str | None = "auto"
+    box_weight: float = 1.0
+    box_layer: str | None = None     #: default: the architecture's stride-16 layer
+    box_hidden: int = 64
+    cam_method: str = "layercam"
+    cam_layer: str | None = None     #: default: the architecture's stride-8 layer
+    aggregation: str = "auto"        #: auto: chosen on multi-view selection studies
+    doubt_sensitivity: float = 0.95  #: share of positive selection studies at least DOUBT
+    min_part_positives: int = 20     #: fewest positive selection studies for a part's own
 
     @property
     def key(self) -> str:
@@ -367,6 +386,39 @@ class CachedImages(torch.utils.data.Dataset):
         return x, self.targets[i], self.weights[i]
 
 
+class BoxCachedImages(CachedImages):
+    """:class:`CachedImages` with box supervision: items are ``(uint8 (1, h, w), target,
+    weight, uint8 mask (1, h, w), supervised)``; the mask (255 inside a box, model-input
+    geometry) is rendered per item and rotated and flipped together with the image."""
+
+    def __init__(self, cache_path: Path, rows: Sequence[int], targets: Sequence[float],
+                 weights: Sequence[float], augment: Augment | None, spec: InputSpec,
+                 boxes: dict[int, list], shapes: dict[int, tuple[int, int]],
+                 supervised: set[int]) -> None:
+        super().__init__(cache_path, rows, targets, weights, augment)
+        self.spec = spec
+        self.boxes = {r: boxes[r] for r in self.rows if r in boxes}
+        self.shapes = {r: shapes[r] for r in self.boxes}
+        self.supervised = [float(r in supervised) for r in self.rows]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any, float, torch.Tensor, float]:
+        from inference.boxes import box_masks
+
+        if self._images is None:
+            self._images = np.load(self.cache_path, mmap_mode="r")
+        row = self.rows[i]
+        x = torch.from_numpy(np.array(self._images[row]))[None]
+        if row in self.boxes:
+            m = torch.from_numpy(box_masks([self.boxes[row]], [self.shapes[row]],
+                                           self.spec)[0])[None]
+        else:
+            m = torch.zeros_like(x)
+        if self.augment is not None:
+            both = self.augment(torch.cat([x, m]))
+            x, m = both[:1], both[1:]
+        return x, self.targets[i], self.weights[i], m, self.supervised[i]
+
+
 # ------------------------------------------------------------------------- models
 
 
@@ -519,6 +571,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def _config_view(cfg: TrainConfig) -> dict[str, Any]:
     view = dataclasses.asdict(cfg)
+    view["reader"] = reader_tag(cfg.reader)
     view["parts"] = list(cfg.parts) if cfg.parts else None
     view["betas"] = list(cfg.betas)
     return view
@@ -662,6 +715,16 @@ class Prepared:
     part_weights: dict[str, tuple[float, float]]
     skipped: list[tuple[str, str]]      #: unreadable images (file, reason)
     counts: dict[str, Any]
+    #: Box supervision: cache row → normalized boxes; rows whose heatmap is supervised
+    #: (boxes known, or a normal film: no box); row → (rows, columns) before resizing.
+    boxes: dict[int, list[tuple[float, float, float, float]]] = field(default_factory=dict)
+    box_supervised: set[int] = field(default_factory=set)
+    shapes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    boxes_source: str | None = None
+
+    @property
+    def has_boxes(self) -> bool:
+        return bool(self.boxes)
 
     def split_samples(self, name: str) -> list[Sample]:
         return [self.samples[r] for r in self.rows[name]]
@@ -718,11 +781,11 @@ def prepare_data(cfg: TrainConfig, spec: InputSpec, d: Dist) -> Prepared:
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     if d.main:
         bar = Progress(len(samples), "caching images", cfg.progress)
-        info = build_cache(samples, spec, cache_dir, progress=bar)
+        info = build_cache(samples, spec, cache_dir, progress=bar, reader=cfg.reader)
         bar.close()
     _barrier(d)
     if not d.main:
-        info = build_cache(samples, spec, cache_dir)
+        info = build_cache(samples, spec, cache_dir, reader=cfg.reader)
     row_of = {s.path: i for i, s in enumerate(samples)}
     rows = {name: [row_of[s.path] for s in splits.named(name) if info.ok[row_of[s.path]]]
             for name in ("train", "select", "valid")}
@@ -755,8 +818,62 @@ def prepare_data(cfg: TrainConfig, spec: InputSpec, d: Dist) -> Prepared:
     for name in ("train", "select", "valid"):
         if not rows[name]:
             raise DataError(f"no readable images in the {name} split")
-    return Prepared(data, splits, samples, info.path, rows, targets, weights, class_names,
+    prep = Prepared(data, splits, samples, info.path, rows, targets, weights, class_names,
                     part_weights, info.errors, counts)
+    boxes_path = _boxes_path(cfg)
+    if boxes_path is not None:
+        _add_boxes(cfg, prep, boxes_path, info)
+    return prep
+
+
+def _boxes_path(cfg: TrainConfig) -> Path | None:
+    """The boxes CSV to use (see :attr:`TrainConfig.boxes`), or None."""
+    if cfg.task != "abnormality" or cfg.boxes in (None, "", "none"):
+        return None
+    if cfg.boxes == "auto":
+        found = Path(cfg.data) / "fracture_boxes.csv"
+        return found if cfg.format == "fracatlas" and found.is_file() else None
+    path = Path(cfg.boxes)
+    if not path.is_file():
+        raise DataError(f"--boxes {path}: no such file")
+    return path
+
+
+def _add_boxes(cfg: TrainConfig, prep: Prepared, path: Path, info: Any) -> None:
+    """Attach the boxes of ``path`` to the cache rows (see :class:`Prepared`)."""
+    from inference.training.data import decode_gray, load_boxes
+
+    table = load_boxes(path)
+    used = sorted({r for rs in prep.rows.values() for r in rs})
+    for r in used:
+        s = prep.samples[r]
+        found = table.get(s.path.name)
+        if found:
+            prep.boxes[r] = found
+        if found or s.abnormal == 0:
+            prep.box_supervised.add(r)
+    if not prep.boxes:
+        log.warning("--boxes %s: no box matches a training image (by file name): box head "
+                    "skipped", path)
+        prep.box_supervised.clear()
+        return
+    known = info.shapes or []
+    for r in used:  # every shape the cache knows (box metrics on normal films use them)
+        if r < len(known) and known[r] is not None:
+            prep.shapes[r] = (int(known[r][0]), int(known[r][1]))
+    for r in prep.boxes:
+        shape = known[r] if r < len(known) else None
+        if shape is None:  # a cache written before shapes were recorded
+            shape = (cfg.reader or decode_gray)(prep.samples[r].path).shape[:2]
+        prep.shapes[r] = (int(shape[0]), int(shape[1]))
+    prep.boxes_source = str(path)
+    prep.counts["boxes"] = {
+        name: {"images_with_boxes": sum(r in prep.boxes for r in rs),
+               "boxes": sum(len(prep.boxes.get(r, ())) for r in rs),
+               "supervised_images": sum(r in prep.box_supervised for r in rs)}
+        for name, rs in prep.rows.items()}
+    log.info("box supervision from %s: %d images with %d boxes", path, len(prep.boxes),
+             sum(len(b) for b in prep.boxes.values()))
 
 
 def _count(samples: Sequence[Sample], rows: Sequence[int]) -> dict[str, Any]:
@@ -887,6 +1004,24 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append("--amp must be auto, on or off")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         problems.append("--label-smoothing must be in [0, 1)")
+    if cfg.cam_method not in ("gradcam", "layercam"):
+        problems.append("--cam-method must be gradcam or layercam")
+    if cfg.aggregation not in ("auto", "mean", "max", "noisy_or"):
+        problems.append("--aggregation must be auto, mean, max or noisy_or")
+    if not 0.0 < cfg.doubt_sensitivity <= 1.0:
+        problems.append("--doubt-sensitivity must be in (0, 1]")
+    if cfg.box_weight < 0:
+        problems.append("--box-weight must be >= 0")
+    if cfg.arch in ARCHITECTURES:
+        spec = ARCHITECTURES[cfg.arch]
+        for option, layer in (("--cam-layer", cfg.cam_layer), ("--box-layer", cfg.box_layer)):
+            if layer:
+                try:
+                    with torch.device("meta"):
+                        get_layer(build_model(cfg.arch, 1), layer)
+                except ValueError as exc:
+                    problems.append(f"{option}: {exc}")
+        del spec
     out = cfg.out_dir
     in_place = cfg.merge_into is not None and out.exists() and (
         Path(cfg.merge_into).resolve() == out.resolve())
@@ -928,6 +1063,24 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
     model, init_info = build_training_model(cfg.arch, num_classes, channels=cfg.channels,
                                             init=cfg.init, init_weights=cfg.init_weights,
                                             init_license=cfg.init_license)
+    box_info = None
+    if prep.has_boxes:
+        if cfg.augment == "domain":
+            raise TrainingError("--augment domain crops and tiles films, which would move "
+                                "the boxes: with box supervision use --augment mura (or "
+                                "--boxes none)")
+        from inference.boxes import attach_box_head, build_box_head, layer_channels
+
+        layer = cfg.box_layer or ARCHITECTURES[cfg.arch].box_layer
+        if not layer:
+            raise TrainingError(f"{cfg.arch} has no default box layer: pass --box-layer")
+        channels, stride = layer_channels(model, layer, cfg.channels)
+        attach_box_head(model, layer, build_box_head("dense_heatmap", channels,
+                                                     cfg.box_hidden))
+        box_info = {"kind": "dense_heatmap", "layer": layer, "channels": channels,
+                    "hidden": cfg.box_hidden, "stride": stride}
+        log.info("box head on %s (%d channels, stride %d), loss weight %g", layer, channels,
+                 stride, cfg.box_weight)
     model.to(device)
     if d.active:
         model = nn.parallel.DistributedDataParallel(
@@ -940,8 +1093,13 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
 
     loader_gen = torch.Generator()
     loader_gen.manual_seed(cfg.seed + d.rank)
-    dataset = CachedImages(prep.cache_path, prep.rows["train"], prep.targets["train"],
-                           prep.weights["train"], make_augment(cfg))
+    if box_info is not None:
+        dataset = BoxCachedImages(prep.cache_path, prep.rows["train"], prep.targets["train"],
+                                  prep.weights["train"], make_augment(cfg), spec, prep.boxes,
+                                  prep.shapes, prep.box_supervised)
+    else:
+        dataset = CachedImages(prep.cache_path, prep.rows["train"], prep.targets["train"],
+                               prep.weights["train"], make_augment(cfg))
     workers = cfg.workers if cfg.workers is not None else (
         min(8, max(1, (os.cpu_count() or 1) // d.world)) if device.type == "cuda" else 0)
     sampler = None
@@ -992,12 +1150,21 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
         model.train()
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         bar = Progress(len(loader), f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and d.main)
-        for x, target, weight in loader:
+        for batch in loader:
+            x, target, weight = batch[:3]
             x = normalize_batch(x.to(device, non_blocking=True), spec)
             target, weight = target.to(device), weight.to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = model(x)
             losses = _loss(cfg.task, logits, target, weight, cfg.label_smoothing)
+            if box_info is not None:
+                from inference.boxes import heat_loss, heat_targets
+
+                heat = _unwrap(model).box_heat
+                masks, supervised = batch[3].to(device), batch[4].to(device)
+                losses = losses + cfg.box_weight * heat_loss(
+                    heat, heat_targets(masks, tuple(heat.shape[-2:])), supervised)
+                _unwrap(model).box_heat = None
             loss = losses.mean()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -1047,8 +1214,34 @@ def _train(cfg: TrainConfig, d: Dist) -> TrainResult:
         _barrier(d)
 
     report, bundle = _finish(cfg, d, prep, model, spec, device, amp, images, history,
-                             init_info, best_epoch)
+                             init_info, best_epoch, box_info)
     return TrainResult(bundle, run_dir, report, history, len(history))
+
+
+def _fit_boxes(cfg: TrainConfig, prep: Prepared, model: nn.Module, images: np.ndarray,
+               spec: InputSpec, device: torch.device, amp: bool,
+               box_info: dict[str, Any]) -> dict[str, Any]:
+    """Box operating points on the selection split, metrics on the validation split."""
+    from inference.training.boxfit import box_metrics, fit_box_thresholds, score_heat
+
+    sel = [r for r in prep.rows["select"] if r in prep.box_supervised]
+    heat = score_heat(model, images, sel, spec, device=device,
+                      batch_size=cfg.eval_batch_size, amp=amp)
+    peaks = heat.reshape(len(sel), -1).max(axis=1) if sel else np.zeros(0)
+    high, low = fit_box_thresholds(peaks, np.array([r in prep.boxes for r in sel]))
+    valid = prep.rows["valid"]
+    vheat = score_heat(model, images, valid, spec, device=device,
+                       batch_size=cfg.eval_batch_size, amp=amp)
+    metrics = box_metrics(vheat, valid, prep.boxes, prep.shapes, prep.box_supervised,
+                          [prep.samples[r].abnormal or 0 for r in valid], spec, high, low)
+    metrics.update({"source": prep.boxes_source, "layer": box_info["layer"],
+                    "stride": box_info["stride"], "fitted_on": "select"})
+    log.info("box head: peak in a fracture box on %s validation films, fracture/doubt "
+             "heat %.3f/%.3f", metrics["peak_in_box_count"], high, low)
+    manifest = {"kind": box_info["kind"], "layer": box_info["layer"],
+                "channels": box_info["channels"], "hidden": box_info["hidden"],
+                "threshold": high, "doubt_threshold": low}
+    return {"manifest": manifest, "metrics": metrics}
 
 
 def _fmt(v: float | None) -> str:
@@ -1058,7 +1251,8 @@ def _fmt(v: float | None) -> str:
 def _finish(cfg: TrainConfig, d: Dist, prep: Prepared, model: nn.Module, spec: InputSpec,
             device: torch.device, amp: bool, images: np.ndarray,
             history: list[dict[str, Any]], init_info: dict[str, str],
-            best_epoch: int) -> tuple[dict[str, Any], Path | None]:
+            best_epoch: int, box_info: dict[str, Any] | None = None
+            ) -> tuple[dict[str, Any], Path | None]:
     """Best weights → calibration and thresholds on ``select`` → report on ``valid`` →
     plots → bundle (rank 0)."""
     run_dir = cfg.run_path
@@ -1084,25 +1278,50 @@ def _finish(cfg: TrainConfig, d: Dist, prep: Prepared, model: nn.Module, spec: I
     routing_parts = sorted({normalize_body_part(s.part) or s.part
                             for s in prep.split_samples("train")} - {OTHER})
     state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    box_state: dict[str, torch.Tensor] | None = None
+    if box_info is not None:
+        from inference.boxes import split_state
+
+        state, box_state = split_state(state)
     calibration: dict[str, Any] = {}
+    box_report: dict[str, Any] | None = None
     if cfg.task == "abnormality":
         y_select = np.array([s.abnormal for s in select])
         temperature = fit_temperature(select_logits[:, 0], y_select)
+        select_probs = sigmoid(select_logits[:, 0] / temperature)
+        if cfg.aggregation == "auto":
+            aggregation, aggregation_info = choose_aggregation(select, select_probs)
+        else:
+            aggregation, aggregation_info = cfg.aggregation, {"reason": "--aggregation"}
+        # Fitted on the engine's rule: the score or any view at the threshold flags.
         threshold, part_thresholds = fit_thresholds(
-            select, sigmoid(select_logits[:, 0] / temperature), min_studies=cfg.min_part_studies)
+            select, select_probs, min_studies=cfg.min_part_studies, aggregation=aggregation,
+            any_view=True, min_positives=cfg.min_part_positives)
         # Only routed parts get an entry of their own in the bundle (export): report the
         # thresholds the engine will apply.
         part_thresholds = ({} if cfg.threshold_scope == "global" else
                            {p: t for p, t in part_thresholds.items() if p in routing_parts})
+        doubt = fit_doubt_threshold(select, select_probs, threshold,
+                                    sensitivity=cfg.doubt_sensitivity, aggregation=aggregation)
         report = abnormality_report(valid, valid_logits[:, 0], temperature=temperature,
                                     threshold=threshold, part_thresholds=part_thresholds,
-                                    resamples=cfg.bootstrap, seed=cfg.seed)
+                                    resamples=cfg.bootstrap, seed=cfg.seed,
+                                    aggregation=aggregation, any_view=True,
+                                    doubt_threshold=doubt)
+        report["aggregation_choice"] = aggregation_info
+        if box_info is not None:
+            box_report = _fit_boxes(cfg, prep, _unwrap(model), images, spec, device, amp,
+                                    box_info)
+            report["boxes"] = box_report["metrics"]
         probs = sigmoid(valid_logits[:, 0] / temperature)
         plots.append(plot_roc(valid, probs, plots_dir / "roc.png"))
         plots.append(plot_reliability(valid_logits[:, 0], np.array([s.abnormal for s in valid]),
                                       temperature, plots_dir / "reliability.png"))
         calibration = {"temperature": temperature, "threshold": threshold,
-                       "part_thresholds": part_thresholds}
+                       "part_thresholds": part_thresholds, "doubt_threshold": doubt,
+                       "aggregation": aggregation}
+        if box_report is not None:
+            calibration["box_head"] = box_report["manifest"]
     else:
         temperature = fit_temperature(select_logits, np.array(prep.targets["select"]))
         # The router spec has no temperature: fold it into the head (logits / T exactly).
@@ -1134,7 +1353,12 @@ def _finish(cfg: TrainConfig, d: Dist, prep: Prepared, model: nn.Module, spec: I
         positive_label=cfg.positive_label or ("fracture" if cfg.format == "fracatlas"
                                               else "abnormal"),
         init=init_info, report=report, history=history, plots=plots, command=cfg.command,
-        config=_config_view(cfg), data=prep.data, world_size=d.world)
+        config=_config_view(cfg), data=prep.data, world_size=d.world,
+        doubt_threshold=calibration.get("doubt_threshold"),
+        aggregation=calibration.get("aggregation", "mean"), cam_method=cfg.cam_method,
+        cam_layer=cfg.cam_layer or (ARCHITECTURES[cfg.arch].fine_cam_layer
+                                    if cfg.cam_method == "layercam" else None),
+        box_head=calibration.get("box_head"), box_state=box_state)
     bundle = export_bundle(cfg.out_dir, trained, merge_into=cfg.merge_into, name=cfg.name,
                            version=cfg.version, license=cfg.license, fp16=cfg.fp16,
                            router_confidence=cfg.router_confidence)

@@ -54,6 +54,7 @@ def main(argv: list[str]) -> int:
     from inference.errors import InferenceError
     from inference.training.data import parse_parts
     from inference.training.evaluate import evaluate_bundle
+    from viewer.training_input import read_model_input
 
     try:
         result = evaluate_bundle(
@@ -61,7 +62,8 @@ def main(argv: list[str]) -> int:
             split=args.split, parts=parse_parts(args.parts), limit=args.limit,
             cache_dir=args.cache_dir, device=args.device, batch_size=args.batch_size,
             resamples=args.bootstrap, seed=args.seed, val_fraction=args.val_fraction,
-            holdout=args.holdout, block_size=args.block_size, progress=args.progress)
+            holdout=args.holdout, block_size=args.block_size, progress=args.progress,
+            reader=read_model_input)
     except InferenceError as exc:
         print(f"radview evaluate: {exc}", file=sys.stderr)
         return 2

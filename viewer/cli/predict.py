@@ -4,7 +4,11 @@
 ::
 
     radview predict PATH... [--bundle DIR] [--device auto|cpu|cuda] [--cams DIR]
-                            [--format json|csv] [--no-progress] [-v]
+                            [--format json|csv] [--dicom-out DIR] [--no-progress] [-v]
+
+``--dicom-out DIR`` writes each scored DICOM study's result as DICOM
+(:mod:`viewer.dicom_results`: a TID 1500 SR and one secondary capture per view, under
+``DIR/<Study Instance UID>/``) and adds ``"dicom": [paths]`` to that study's JSON.
 
 Scans the paths like the viewer (:func:`viewer.loader.scan`: DICOM files, folders,
 DICOMDIRs, images, MURA trees), renders each image in its default display window
@@ -34,14 +38,21 @@ Output (stdout)
         "supported",            # false: no model for the part (or nothing readable)
         "reason",               # why not supported, else null
         "model",                # the bundle's model name, or null
-        "score",                # mean image probability 0–1, null when not supported
-        "label",                # e.g. "abnormal"/"normal" (score >= threshold), or null
+        "score",                # study score 0–1 ("aggregation"), null when not supported
+        "label",                # e.g. "fracture"/"no fracture" (flag positive or not)
         "threshold",            # the model's threshold, or null
+        "flag",                 # "positive" | "doubt" | "negative", or null
+        "flag_text",            # "FRACTURE" | "DOUBT" | "NO FRACTURE", or null
+        "doubt_threshold",      # lower edge of the doubt band, or null
+        "aggregation",          # "mean" | "max" | "noisy_or", or null
         "flags": [str],         # e.g. "images disagree: …", "low router confidence (0.42)"
         "images": [{
           "path",
           "body_part",          # what this image says (tag, folder or router)
           "probability",        # 0–1, null when not supported
+          "level",              # "positive" | "doubt" | "negative", or null
+          "boxes",              # [{x0, y0, x1, y1, score, level}] image pixels, best
+                                # first (level "fracture" | "doubt"); [] without a box head
           "cam"                 # PNG path under --cams, else null
         }]
       }],
@@ -50,7 +61,7 @@ Output (stdout)
 
 ``--format csv``: one row per image, the study columns repeated (columns ``study,
 body_part, body_part_source, supported, reason, model, score, label, threshold, flags,
-path, image_body_part, probability, cam``); a study without readable images is one row
+path, image_body_part, probability, cam, flag, level, boxes``; ``boxes`` as JSON); a study without readable images is one row
 with empty image columns. Errors go to stderr, one line each.
 
 ``--cams DIR`` writes, for every scored image, ``DIR/NNNN_<file stem>.png``: the image in
@@ -81,7 +92,7 @@ SCHEMA = "radview-predict/1"
 
 CSV_COLUMNS = ("study", "body_part", "body_part_source", "supported", "reason", "model",
                "score", "label", "threshold", "flags", "path", "image_body_part",
-               "probability", "cam")
+               "probability", "cam", "flag", "level", "boxes")
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +241,10 @@ def main(argv: list[str]) -> int:
         entry: dict[str, Any] = {
             "study": study.uid, "body_part": None, "body_part_source": None,
             "supported": False, "reason": None, "model": None, "score": None,
-            "label": None, "threshold": None, "flags": [], "body_part_uncertain": False,
-            "router_part": None, "router_confidence": None, "images": []}
+            "label": None, "threshold": None, "flag": None, "flag_text": None,
+            "doubt_threshold": None, "aggregation": None, "flags": [],
+            "body_part_uncertain": False, "router_part": None, "router_confidence": None,
+            "images": []}
         studies_out.append(entry)
         if not inputs:
             entry["reason"] = "no readable images"
@@ -244,12 +257,15 @@ def main(argv: list[str]) -> int:
             log.warning("study %s: %s", study.uid, exc)
             entry["reason"] = f"analysis failed: {exc}"
             entry["images"] = [{"path": im.key, "body_part": im.tag_part or im.path_part,
-                                "probability": None, "cam": None} for im in inputs]
+                                "probability": None, "level": None, "boxes": [],
+                                "cam": None} for im in inputs]
             continue
         entry.update({
             "body_part": res.body_part, "body_part_source": res.body_part_source,
             "supported": res.supported, "reason": res.reason, "model": res.model,
             "score": _num(res.score), "label": res.label, "threshold": res.threshold,
+            "flag": res.flag, "flag_text": res.flag_text,
+            "doubt_threshold": res.doubt_threshold, "aggregation": res.aggregation,
             "flags": list(res.flags), "body_part_uncertain": res.part_uncertain,
             "router_part": res.router_part,
             "router_confidence": _num(res.router_confidence)})
@@ -260,12 +276,18 @@ def main(argv: list[str]) -> int:
                 cam_count += 1
                 cam_path = cams_dir / f"{cam_count:04d}_{_safe_stem(Path(im.key))}.png"
                 try:
-                    _write_rgb_png(blend(im.pixels, r.cam, "jet", 0.5), cam_path)
+                    rgb = blend(im.pixels, r.cam, "jet", 0.5)
+                    if r.boxes:
+                        from viewer.overlay import draw_boxes
+
+                        rgb = draw_boxes(rgb, r.boxes)
+                    _write_rgb_png(rgb, cam_path)
                 except OSError as exc:
                     errors.append({"path": str(cam_path), "error": f"cannot write ({exc})"})
                     cam_path = None
             entry["images"].append({"path": r.key, "body_part": r.body_part,
-                                    "probability": _num(r.probability),
+                                    "probability": _num(r.probability), "level": r.level,
+                                    "boxes": list(r.boxes or []),
                                     "cam": str(cam_path) if cam_path else None})
         if args.dicom_out:
             entry["dicom"] = _write_dicom(args.dicom_out, study, inputs, res, bundle, errors)
@@ -305,8 +327,10 @@ def to_csv(studies: list[dict[str, Any]]) -> str:
                 st["reason"], st["model"], st["score"], st["label"], st["threshold"],
                 "; ".join(st["flags"])]
         rows = st["images"] or [{"path": None, "body_part": None, "probability": None,
-                                 "cam": None}]
+                                 "cam": None, "level": None, "boxes": []}]
         for im in rows:
+            boxes = json.dumps(im.get("boxes") or []) if im["path"] else None
             writer.writerow([cell(v) for v in (*head, im["path"], im["body_part"],
-                                               im["probability"], im["cam"])])
+                                               im["probability"], im["cam"], st.get("flag"),
+                                               im.get("level"), boxes)])
     return buf.getvalue()

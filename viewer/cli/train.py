@@ -145,16 +145,45 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--val-fraction", type=fraction, default=0.2,
                    help="share of patients/studies/id blocks for validation when the data "
                         "has no fixed split (default 0.2)")
-    g.add_argument("--holdout", type=fraction, default=0.0,
+    g.add_argument("--holdout", type=fraction, default=0.15,
                    help="share of the training groups held out for model selection, "
                         "temperature and thresholds, so that the validation split is only "
-                        "used for the reported metrics (default 0: select on validation)")
+                        "used for the reported metrics (default 0.15; 0: select and "
+                        "calibrate on validation, optimistic)")
     g.add_argument("--block-size", type=positive_int, default=50,
                    help="FracAtlas: consecutive image ids per split block (default 50)")
     g.add_argument("--threshold-scope", choices=("part", "global"), default="part",
                    help="thresholds per body part (Youden's J) or one overall (default part)")
     g.add_argument("--min-part-studies", type=positive_int, default=20,
                    help="fewest selection studies for a part's own threshold (default 20)")
+    g.add_argument("--min-part-positives", type=int, default=20,
+                   help="fewest positive selection studies for a part's own threshold; "
+                        "other parts use the overall one (default 20)")
+    g.add_argument("--aggregation", choices=("auto", "mean", "max", "noisy_or"),
+                   default="auto",
+                   help="study score from its views; auto: the best study AUROC on "
+                        "selection studies with several views, else mean (default auto). "
+                        "Any view above the threshold flags the study whatever the score")
+    g.add_argument("--doubt-sensitivity", type=float, default=0.95,
+                   help="the DOUBT band starts where this share of the positive selection "
+                        "studies is flagged (default 0.95)")
+    g = p.add_argument_group("where: boxes and heat maps (abnormality task)")
+    g.add_argument("--boxes", default="auto", metavar="CSV|auto|none",
+                   help="fracture boxes (image_id,x0,y0,x1,y1 as fractions) that train a "
+                        "dense heatmap head giving per-view boxes; auto: FracAtlas's "
+                        "fracture_boxes.csv when present; none: no box head (default auto)")
+    g.add_argument("--box-weight", type=float, default=1.0,
+                   help="weight of the heatmap loss next to the classifier's (default 1)")
+    g.add_argument("--box-layer", metavar="LAYER",
+                   help="backbone layer of the box head (default: the architecture's "
+                        "stride-16 layer, e.g. features.5 for efficientnet_lite0)")
+    g.add_argument("--box-hidden", type=positive_int, default=64,
+                   help="channels of the box head's convolutions (default 64)")
+    g.add_argument("--cam-method", choices=("layercam", "gradcam"), default="layercam",
+                   help="heat-map method written into the bundle (default layercam)")
+    g.add_argument("--cam-layer", metavar="LAYER",
+                   help="heat-map layer (default: the architecture's stride-8 layer for "
+                        "layercam, its last feature layer for gradcam)")
     g.add_argument("--router-confidence", type=float, default=0.5,
                    help="router confidence below which a study is flagged (default 0.5)")
     g.add_argument("--bootstrap", type=positive_int, default=1000,
@@ -184,6 +213,7 @@ def main(argv: list[str]) -> int:
     from inference.errors import InferenceError
     from inference.training.data import parse_confidence_weights, parse_parts
     from inference.training.train import TrainConfig, train
+    from viewer.training_input import read_model_input
 
     cfg = None
     try:
@@ -206,7 +236,12 @@ def main(argv: list[str]) -> int:
             model_name=args.model_name, positive_label=args.positive_label,
             threshold_scope=args.threshold_scope, min_part_studies=args.min_part_studies,
             router_confidence=args.router_confidence, bootstrap=args.bootstrap,
-            progress=args.progress, command=shlex.join(["radview", "train", *argv]))
+            progress=args.progress, command=shlex.join(["radview", "train", *argv]),
+            reader=read_model_input, boxes=args.boxes, box_weight=args.box_weight,
+            box_layer=args.box_layer, box_hidden=args.box_hidden, cam_method=args.cam_method,
+            cam_layer=args.cam_layer, aggregation=args.aggregation,
+            doubt_sensitivity=args.doubt_sensitivity,
+            min_part_positives=args.min_part_positives)
         result = train(cfg)
     except InferenceError as exc:
         print(f"radview train: {exc}", file=sys.stderr)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from viewer.display import DisplayPipeline, Preset, window_for_drag
 from viewer.model import ImageRef, Patient, Study
 from viewer.overlay import colormap, heatmap_rgba
+from viewer.qt.annotate import AnnotationOverlay
 from viewer.viewstate import ViewState, zoom_step
 
 #: Milliseconds without a W/L drag step after which a view that shows the reduced-resolution
@@ -67,6 +68,8 @@ class CursorInfo:
     stored: float
     modality: float
     unit: str = ""
+    #: What a pixel measures here, e.g. "0.143 mm/px (mm at detector)"; "" uncalibrated.
+    scale: str = ""
 
 
 class ImageView(QWidget):
@@ -130,6 +133,8 @@ class ImageView(QWidget):
         self._layer: QImage | None = None  # the scene at rest, widget-sized
         self._layer_key: tuple | None = None
         self._content_version = 0  # bumped whenever what the layer shows changes
+        # Measurements and annotations (issue 16), drawn over the scene in image space.
+        self.marks = AnnotationOverlay(self)
 
     # -- content ------------------------------------------------------------------------
     def set_pipeline(self, stored: np.ndarray, pipeline: DisplayPipeline,
@@ -162,6 +167,33 @@ class ImageView(QWidget):
     def cam(self) -> np.ndarray | None:
         return self._cam
 
+    def set_boxes(self, boxes: list[dict] | None) -> None:
+        """Set the AI boxes of this image (``{x0, y0, x1, y1, level}`` in image pixels,
+        ``level`` ``"fracture"`` drawn solid, ``"doubt"`` dotted), or clear them with None.
+        They follow the image's transform and the global overlay toggle."""
+        self._boxes = list(boxes or [])
+        self.update()
+
+    @property
+    def boxes(self) -> list[dict]:
+        return list(getattr(self, "_boxes", []))
+
+    def _draw_boxes(self, p: QPainter) -> None:
+        from viewer.overlay import box_style
+
+        p.save()
+        p.setTransform(self._qtransform())
+        for box in reversed(self._boxes):  # best on top
+            (r, g, b), dotted = box_style(str(box.get("level")))
+            pen = QPen(QColor(r, g, b), 2)
+            pen.setCosmetic(True)  # 2 screen pixels at any zoom
+            pen.setStyle(Qt.PenStyle.DotLine if dotted else Qt.PenStyle.SolidLine)
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(box["x0"] - 0.5, box["y0"] - 0.5, box["x1"] - box["x0"],
+                              box["y1"] - box["y0"]))
+        p.restore()
+
     def set_overlay_style(self, *, cmap: str | None = None, opacity: float | None = None,
                           enabled: bool | None = None, global_on: bool | None = None) -> None:
         if cmap is not None and cmap != self.overlay_cmap:
@@ -180,6 +212,33 @@ class ImageView(QWidget):
     def overlay_shown(self) -> bool:
         return (self._cam_qimage is not None and self.overlay_enabled and self.overlay_global
                 and self._qimage is not None)
+
+    def set_view_marks(self, marks: list[str]) -> None:
+        """Marks that say the view is partial or altered ("frame 1 of 10", "LOSSY 10:1",
+        "colour shown as grey"; :func:`viewer.display.view_marks`): always drawn, corner
+        text on or off."""
+        self._view_marks = list(marks)
+        self.update()
+
+    def view_mark_texts(self) -> list[str]:
+        return list(getattr(self, "_view_marks", []))
+
+    def _draw_view_marks(self, p: QPainter) -> None:
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(max(7.5, min(10.0, self.height() / 45)))
+        p.setFont(font)
+        fm = p.fontMetrics()
+        y = self.height() - 8
+        for text in reversed(self._view_marks):
+            tw = fm.horizontalAdvance(text)
+            box = QRectF((self.width() - tw) / 2 - 6, y - fm.height() - 2, tw + 12,
+                         fm.height() + 4)
+            p.fillRect(box, QColor(0, 0, 0, 170))
+            p.setPen(QPen(QColor(255, 191, 0), 1))
+            p.drawRect(box)
+            p.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+            y -= fm.height() + 8
 
     def set_ai_text(self, text: str) -> None:
         self.ai_text = text
@@ -449,10 +508,15 @@ class ImageView(QWidget):
                 self._render()
             p.drawImage(QPointF(0, 0), self._scene_layer())
         if self._qimage is not None:
+            if getattr(self, "_boxes", None) and self.overlay_global:
+                self._draw_boxes(p)
             if self.overlay_shown:
                 self._draw_legend(p)
             if self.ai_text:
                 self._draw_ai_text(p)
+            self.marks.paint(p)
+        if getattr(self, "_view_marks", None):
+            self._draw_view_marks(p)
         if self._message:
             p.setPen(QColor(255, 120, 100) if self._is_error else QColor(200, 200, 200))
             p.drawText(self.rect().adjusted(12, 12, -12, -12),
@@ -572,12 +636,18 @@ class ImageView(QWidget):
 
     def mousePressEvent(self, event) -> None:
         self.activated.emit(self)
+        if self.marks.mouse_press(event):
+            event.accept()
+            return
         self._drag_button = event.button()
         self._drag_last = event.position()
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:
         pos = event.position()
+        if self.marks.mouse_move(event):
+            self.cursor_moved.emit(self.cursor_info(pos))
+            return
         if self._drag_last is not None and self._drag_button is not None:
             dx = pos.x() - self._drag_last.x()
             dy = pos.y() - self._drag_last.y()
@@ -598,6 +668,8 @@ class ImageView(QWidget):
         self.cursor_moved.emit(self.cursor_info(pos))
 
     def mouseReleaseEvent(self, event) -> None:
+        if self.marks.mouse_release(event):
+            return
         if self._drag_button == Qt.MouseButton.LeftButton:
             self.finish_window_drag()
             self.window_drag_finished.emit(self)
@@ -629,7 +701,14 @@ class ImageView(QWidget):
             return None
         stored = float(self._stored[yi, xi])
         unit = "HU" if self.pipeline.spec.rescale_type.upper() == "HU" else ""
-        return CursorInfo(xi, yi, stored, float(self.pipeline.modality_value(stored)), unit)
+        cal = self.marks.calibration()
+        scale = ""
+        if cal.spacing is not None:
+            sy, sx = cal.spacing
+            size = f"{sx:.4g}" if abs(sx - sy) <= 1e-9 * max(sx, sy) else f"{sx:.4g}×{sy:.4g}"
+            scale = f"{size} mm/px ({cal.basis})"
+        return CursorInfo(xi, yi, stored, float(self.pipeline.modality_value(stored)), unit,
+                          scale)
 
 
 def _fmt_date(d: str) -> str:

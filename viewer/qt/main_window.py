@@ -29,11 +29,14 @@ from PySide6.QtWidgets import (
 
 from inference.bodyparts import MURA_PARTS
 from viewer import __version__
+from viewer.display import view_marks
 from viewer.model import ImageRef, LoadResult, Patient, Study, Window
 from viewer.qt.ai import bundle_title
 from viewer.qt.browser import StudyBrowser, study_title
+from viewer.qt.frames import FrameTools
 from viewer.qt.grid import LAYOUTS, ViewGrid
 from viewer.qt.image_view import CursorInfo, ImageView
+from viewer.qt.reading import ReadingTools
 from viewer.qt.results import ResultsPanel
 from viewer.qt.tags import TagBrowser
 from viewer.qt.theme import THEMES, apply_theme
@@ -94,10 +97,13 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._build_actions()
+        self.reading_tools = ReadingTools(self)  # measurements, key images (issue 16)
         self._build_toolbar()
         self._build_menus()
         self._connect_session()
         self._connect_ai()
+        self.reading_tools.install()
+        self.frame_tools = FrameTools(self)  # multi-frame navigation and cine (issue 16)
 
         self.grid.active_changed.connect(self._on_active_changed)
         self.browser.study_activated.connect(self.open_study)
@@ -419,6 +425,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self._save_settings()
+        self.reading_tools.flush()
         self.session.shutdown()
         self.pool.cancel_all()
         self.ai_pool.cancel_all()
@@ -476,6 +483,7 @@ class MainWindow(QMainWindow):
         views = [ImageView(ref, study, self.session.patient) for ref in study.images]
         self._views = views
         for v in views:
+            v.set_view_marks(view_marks(v.ref))
             v.set_corner_text(self.act_corner.isChecked())
             v.cursor_moved.connect(self._on_cursor_moved)
             v.window_changed.connect(self._on_view_window_changed)
@@ -506,6 +514,7 @@ class MainWindow(QMainWindow):
         view = self._views[im.index]
         dv = im.view
         view.set_pipeline(dv.decoded.stored, dv.pipeline, dv.decoded.warnings)
+        view.set_view_marks(view_marks(im.ref, dv.decoded))
         self.browser.set_thumbnail(im.ref, _thumb_qimage(dv.thumbnail))
         if view is self.grid.active:
             self._sync_controls()
@@ -704,8 +713,10 @@ class MainWindow(QMainWindow):
             self.cursor_label.setText("")
             return
         unit = f" {info.unit}" if info.unit else ""
+        scale = f"   {info.scale}" if info.scale else "   px (no pixel spacing)"
         self.cursor_label.setText(
-            f"x {info.x}  y {info.y}   stored {info.stored:g}   value {info.modality:g}{unit}")
+            f"x {info.x}  y {info.y}   stored {info.stored:g}   value {info.modality:g}{unit}"
+            f"{scale}")
 
     # == dialogs =========================================================================
     def _on_show_tags(self) -> None:
@@ -729,6 +740,9 @@ class MainWindow(QMainWindow):
             ("Pan", "Middle drag, or Ctrl/Shift + left drag"),
             ("Zoom", "Wheel (about the cursor), or right drag"),
             ("Maximise / restore a view", "Double-click"),
+            ("Measure (a tool chosen)", "Left drag; angle: drag one arm, click the other "
+                                        "end; Cobb: drag two lines"),
+            ("Edit a measurement", "Drag its end points; drag the line to move it"),
         ]
         return rows
 
@@ -878,15 +892,17 @@ class MainWindow(QMainWindow):
     def _on_ai_result(self, state: AiState) -> None:
         result = state.result
         self.progress.hide()
-        views = self._decoded_views()
         by_key = {im.key: im for im in result.images}
-        for v in views:
+        for v in self._decoded_views():
             im = by_key.get(str(v.ref.path))
             v.set_cam(None if im is None else im.cam)
             prob = None if im is None else im.probability
             v.set_ai_text("" if prob is None else f"AI {prob:.2f}")
-        self.results.show_result(result, [v.ref.name for v in views],
-                                 [str(v.ref.path) for v in views])
+        # every view gets a row: scored, or "not scored" with the reason
+        reasons = {str(im.ref.path): im.reason or "could not be decoded"
+                   for im in self.session.failed}
+        self.results.show_result(result, [v.ref.name for v in self._views],
+                                 [str(v.ref.path) for v in self._views], reasons=reasons)
         if result.supported:
             msg = (f"AI: {result.label} — study score {result.score:.2f} "
                    f"(threshold {result.threshold:.2f}, {result.body_part})")
@@ -917,12 +933,12 @@ class MainWindow(QMainWindow):
         self.results.override_combo.setCurrentIndex(max(0, idx))
 
     def _on_result_row_selected(self, row: int) -> None:
-        views = self._decoded_views()
+        views = self._views
         if 0 <= row < len(views):
             self.grid.set_active(views[row])
 
     def _on_view_overlay_toggled(self, row: int, on: bool) -> None:
-        views = self._decoded_views()
+        views = self._views
         if 0 <= row < len(views):
             views[row].set_overlay_style(enabled=on)
 

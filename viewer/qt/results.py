@@ -42,6 +42,14 @@ SOURCE_TEXT = {
 PANEL_CHARS = 42
 
 
+#: What the heat maps and boxes are (tooltip of the Heatmaps box and the legend line).
+HEATMAP_LEGEND = ("Heat map: where the model looked (class activation map), its strength "
+                  "is the view's probability; not shown below the doubt threshold. Boxes: "
+                  "solid = fracture, dotted = doubt. Not a diagnosis.")
+#: Colour of each study flag (inference.aggregate.FLAGS).
+FLAG_COLORS = {"positive": "#ff6b5a", "doubt": "#f0c040", "negative": "#6bd66b"}
+
+
 class ResultsPanel(QWidget):
     analyze_requested = Signal()
     override_changed = Signal(object)  # part name or None (automatic)
@@ -112,6 +120,7 @@ class ResultsPanel(QWidget):
         self.overlay_box = QCheckBox("Heatmaps")
         self.overlay_box.setChecked(True)
         self.overlay_box.toggled.connect(self.overlay_toggled)
+        self.overlay_box.setToolTip(HEATMAP_LEGEND)
         row.addWidget(self.overlay_box)
         self.cmap_combo = QComboBox()
         self.cmap_combo.addItems(list(COLORMAPS))
@@ -234,20 +243,34 @@ class ResultsPanel(QWidget):
         self.scored_label.setText(scored_text(rows))
         part = result.body_part or "unknown"
         src = SOURCE_TEXT.get(result.body_part_source or "", result.body_part_source or "")
-        self.part_value.setText(f"{part} ({src})" if src else part)
+        text = f"{part} ({src})" if src else part
+        if getattr(result, "part_uncertain", False):
+            text = f"{part}? ({src}, uncertain)"
+        router_part = getattr(result, "router_part", None)
+        if router_part and router_part != result.body_part:
+            conf = getattr(result, "router_confidence", None)
+            text += f"; router: {router_part}" + (f" {conf:.2f}" if conf is not None else "")
+        self.part_value.setText(text)
         flags = list(result.flags)
         if not result.supported:
-            self.score_label.setText("Not supported")
+            # The short verdict in the form; the long reason (it lists what the bundle
+            # covers) in the wrapped line below, where its height is honoured.
+            self.score_label.setText("—")
             self.score_label.setStyleSheet("color: #b0b0b0;")
-            self.label_value.setText(result.reason or "not supported by this model")
+            self.label_value.setText("<b>Not supported</b>")
             self.threshold_value.setText("—")
+            flags = [result.reason or "not supported by this model", *flags]
         else:
             self.score_label.setText(f"{result.score:.2f}")
-            positive = result.score is not None and result.threshold is not None and (
-                result.score >= result.threshold)
-            color = "#ff6b5a" if positive else "#6bd66b"
+            # The study flag (FRACTURE / DOUBT / NO FRACTURE): any view above a threshold
+            # flags the study, whatever the score (inference.aggregate).
+            flag = getattr(result, "flag", None) or ("positive" if (
+                result.score is not None and result.threshold is not None
+                and result.score >= result.threshold) else "negative")
+            color = FLAG_COLORS.get(flag, "#6bd66b")
             self.score_label.setStyleSheet(f"color: {color};")
-            self.label_value.setText(f"<b style='color:{color}'>{result.label}</b> "
+            shown = getattr(result, "flag_text", None) or result.label
+            self.label_value.setText(f"<b style='color:{color}'>{shown}</b> "
                                      f"(model {result.model})")
             self.threshold_value.setText(f"{result.threshold:.2f}")
         self.flags_label.setText("\n".join(f"⚠ {f}" for f in flags))
