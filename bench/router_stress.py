@@ -31,12 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inference.bundle import Bundle  # noqa: E402
-from inference.preprocess import resize_uint8, to_tensor  # noqa: E402
-from inference.routing import OTHER  # noqa: E402
-from inference.training.augment import STRESS_TRANSFORMS  # noqa: E402
-from inference.training.data import decode_gray, load_samples, split_samples  # noqa: E402
-from inference.training.router_fit import (  # noqa: E402
+from inference.bundle import Bundle
+from inference.preprocess import resize_uint8, to_tensor
+from inference.routing import OTHER
+from inference.training.augment import STRESS_TRANSFORMS
+from inference.training.data import decode_gray, load_samples, split_samples
+from inference.training.router_fit import (
     decide,
     decision_key,
     fit_router_thresholds,

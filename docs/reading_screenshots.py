@@ -4,7 +4,8 @@
 
 Writes ``docs/measurements.png`` (pydicom-data RG3, a lower-leg CR, with a calibration,
 a length, an angle, an ellipse ROI and a text arrow) and ``docs/report_measurements.png``
-(the report page with the measurement table and the key image; needs ``pdftoppm``).
+(the report page with the measurement table and the key image; needs ``pdftoppm``) and
+``docs/prior_comparison.png`` (the sample hand study beside a simulated prior).
 
 RG3 has no Pixel Spacing nor Imager Pixel Spacing, so radview measures it in pixels
 until the reader calibrates. Here the calibration line spans the image's full width,
@@ -44,7 +45,7 @@ def main() -> int:
 
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings, discover=False)
-    win.resize(1500, 1000)
+    win.resize(1850, 1000)
     win.set_layout((1, 1))
     win.results_dock.hide()
     win.show()
@@ -85,7 +86,62 @@ def main() -> int:
                 break
     print("report:", pdf)
     win.close()
+    prior_comparison(app, work)
     return 0
+
+
+def prior_comparison(app, work: Path) -> None:
+    """docs/prior_comparison.png: the sample hand study against a simulated prior.
+
+    The prior is the sample's second view (FracAtlas IMG0003397) written as a study of
+    the same fictitious patient dated a year earlier (new UIDs): a layout demonstration,
+    not a real follow-up.
+    """
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    from viewer import paths
+    from viewer.qt.main_window import MainWindow
+
+    folder = work / "priors"
+    folder.mkdir()
+    samples = paths.sample_study()
+    first, second = sorted(samples.glob("*.dcm"))
+    ds = dcmread(first)
+    ds.save_as(folder / "current.dcm")
+    prior = dcmread(second)
+    prior.StudyInstanceUID, prior.SeriesInstanceUID = generate_uid(), generate_uid()
+    prior.SOPInstanceUID = prior.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    prior.StudyDate = prior.SeriesDate = prior.ContentDate = "20250105"
+    prior.StudyDescription = "XR HAND (simulated prior)"
+    prior.save_as(folder / "prior.dcm")
+
+    settings = QSettings(str(work / "settings2.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings, discover=False)
+    win.resize(1850, 950)
+    win.results_dock.hide()
+    win.show()
+    win.open_paths([str(folder)])
+    while not win.session.loaded:
+        app.processEvents()
+    current = next(s for s in win.result.studies if s.date != "20250105")
+    win.open_study(current)
+    while not win.session.loaded:
+        app.processEvents()
+    win.wait_idle()
+    tools = win.compare_tools
+    tools.act.trigger()
+    while not all(v.has_image for v in tools.prior_views):
+        app.processEvents()
+    left = win.grid.views[0]
+    size = (left.width(), left.height())
+    left.state.zoom_about(1.6, (size[0] * 0.45, size[1] * 0.4), size)
+    right = tools.prior_views[0]
+    right.drag_window(-60, 25)  # window/level per view
+    right.finish_window_drag()
+    app.processEvents()
+    win.grab().save(str(DOCS / "prior_comparison.png"))
+    win.close()
 
 
 if __name__ == "__main__":

@@ -255,12 +255,13 @@ class Manifest:
 
     @property
     def weights_files(self) -> list[tuple[str, str]]:
-        """``(file, sha256)`` of every weights file, router first."""
+        """``(file, sha256)`` of every weights file, router first, box heads last; each
+        file once (per-part entries share their model's file)."""
         out = [(self.router.weights, self.router.sha256)] if self.router else []
         out += [(m.weights, m.sha256) for m in self.abnormality_models.values()]
         out += [(m.box_head.weights, m.box_head.sha256)
                 for m in self.abnormality_models.values() if m.box_head is not None]
-        return out
+        return list(dict.fromkeys(out))
 
 
 class _Problems:

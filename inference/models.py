@@ -22,6 +22,8 @@ resnet50              torchvision                          layer4               
 efficientnet_b0       torchvision                          features.8            4.01 M
 mobilenet_v3_large    torchvision                          features.16           4.20 M
 efficientnet_lite0    :mod:`inference.efficientnet_lite`   features.8            3.37 M
+efficientnet_lite1    :mod:`inference.efficientnet_lite`   features.8            4.14 M
+efficientnet_lite2    :mod:`inference.efficientnet_lite`   features.8            4.81 M
 ====================  ===================================  ====================  ==========
 
 Parameters are counted with one output class and a 3-channel stem. Every ImageNet input
@@ -39,7 +41,7 @@ import torch
 from torch import nn
 
 from inference import efficientnet_lite
-from inference.efficientnet_lite import EfficientNetLite0
+from inference.efficientnet_lite import EfficientNetLite, EfficientNetLite0
 from inference.errors import LayerNotFoundError, UnknownArchitectureError
 
 #: torchvision's ImageNet statistics (values 0–1): the default normalization.
@@ -152,6 +154,17 @@ register_architecture(Architecture(
     "EfficientNet-Lite0 (no SE, ReLU6), inference.efficientnet_lite",
     mean=efficientnet_lite.IMAGENET_MEAN, std=efficientnet_lite.IMAGENET_STD,
     fine_cam_layer="features.3", box_layer="features.5"))
+
+for _variant, _params in (("lite1", "4.14"), ("lite2", "4.81")):
+    register_architecture(Architecture(
+        f"efficientnet_{_variant}",
+        (lambda v: lambda num_classes: EfficientNetLite(v, num_classes))(_variant),
+        "features.8", "classifier.1", "features.0.0",
+        f"EfficientNet-{_variant.title()} (no SE, ReLU6; ~{_params} M parameters), "
+        f"inference.efficientnet_lite",
+        mean=efficientnet_lite.IMAGENET_MEAN, std=efficientnet_lite.IMAGENET_STD,
+        input_size=efficientnet_lite.VARIANTS[_variant][2],
+        fine_cam_layer="features.3", box_layer="features.5"))
 
 
 def architecture(name: str) -> Architecture:

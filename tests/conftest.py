@@ -33,6 +33,11 @@ def _isolated_config(tmp_path_factory, monkeypatch):
     # score (and draw heatmaps over) every study a GUI test opens. Tests of the shipped
     # bundle use the `shipped_bundle` fixture.
     monkeypatch.setenv("RADVIEW_SHIPPED_MODELS_DIR", str(tmp_path_factory.mktemp("shipped")))
+    # Patient values registered for redaction by an earlier test ("TEST", …) would redact
+    # parts of this test's tmp paths: every test starts with none.
+    from viewer import logs
+
+    logs.clear_identifiers()
 
 
 @pytest.fixture

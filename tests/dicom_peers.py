@@ -25,7 +25,7 @@ DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 def need(tool: str) -> str:
     """Path of ``tool``, else skip (fail under CI) naming the Debian package."""
-    path = shutil.which(tool)
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/bin")
     if path is None:
         package = {"dciodvfy": "dicom3tools", "Orthanc": "orthanc"}.get(tool, "dcmtk")
         message = f"{tool} not installed (Debian package {package}; .ci/run installs it)"

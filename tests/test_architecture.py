@@ -28,12 +28,16 @@ QT_FREE = ["inference", "viewer.model", "viewer.loader", "viewer.pixels", "viewe
            "viewer.dicom_results", "viewer.dicomnet", "inference.bundle", "inference.engine",
            "inference.models",
            "inference.routing", "inference.gradcam", "inference.preprocess",
-           "inference.training.train", "inference.training.evaluate"]
+           "inference.training.train", "inference.training.evaluate",
+           "viewer.training_input", "inference.aggregate", "inference.boxes",
+           "inference.training.boxfit"]
 
 #: The runtime engine: what the viewer and ``radview predict`` use (never the training code).
 RUNTIME = ["inference.bundle", "inference.engine", "inference.models", "inference.preprocess",
            "inference.routing", "inference.gradcam", "inference.bodyparts", "inference.errors",
-           "inference.efficientnet_lite"]
+           "inference.efficientnet_lite",
+           # issue 14: study aggregation / flag, and the box head
+           "inference.aggregate", "inference.boxes"]
 
 _BLOCK_QT = """
 import importlib, importlib.abc, sys

@@ -194,3 +194,25 @@ def test_read_only_folder_falls_back_to_user_data(tmp_path, monkeypatch):
     study_uid = dcmread(ref.path, stop_before_pixels=True).StudyInstanceUID
     assert path.parent == gsps.fallback_folder(study_uid)
     assert gsps.known_paths(ref, study_uid) == [path]
+
+
+DCMPSPRT = shutil.which("dcmpsprt")
+PSTAT_CFG = Path("/etc/dcmtk/dcmpstat.cfg")
+
+
+@pytest.mark.skipif(DCMPSPRT is None or not PSTAT_CFG.is_file(),
+                    reason="DCMTK's dcmpsprt and its dcmpstat.cfg are not installed")
+def test_dcmpsprt_prints_the_image_through_radview_gsps(tmp_path):
+    # DCMTK's print renderer applies the presentation state (VOI, rotation, annotations
+    # burned in) and stores a Hardcopy Grayscale Image: radview's GSPS is usable there.
+    ref, path = _save(tmp_path, rotation=90)
+    work = tmp_path / "print"
+    for sub in ("database", "spool", "log", "lut", "reports"):
+        (work / sub).mkdir(parents=True)
+    run = subprocess.run([DCMPSPRT, "-c", str(PSTAT_CFG), "+p", str(path), str(ref.path)],
+                         cwd=work, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "E:" not in run.stdout + run.stderr
+    [hardcopy] = (work / "database").glob("HG_*.dcm")
+    assert dcmread(hardcopy, stop_before_pixels=True).SOPClassUID == (
+        "1.2.840.10008.5.1.1.29")  # Hardcopy Grayscale Image Storage

@@ -103,3 +103,14 @@ def test_cine_rate_from_the_header():
     assert fr.cine_rate({"CineRate": "abc"}) is None
     assert fr.Cine(10, fps=30).interval_ms == 33
     assert fr.Cine(10).next_index(9) == 0
+
+
+def test_ai_says_it_scored_frame_one(qtbot, make_window, tmp_path):  # noqa: F811
+    win = make_window()
+    open_and_wait(qtbot, win, [multiframe(tmp_path / "cine.dcm")])
+    # The model's input is frame 1 (the session's decoded frame), whatever is shown.
+    [inputs] = win.session.model_inputs()
+    assert int(np.asarray(inputs[1]).max()) == 0  # frame 1 is flat at 0 here
+    win.results.set_status("AI: done")
+    win.frame_tools._on_ai_finished(None)
+    assert "scored frame 1 of 1 multi-frame image" in win.results.status_label.text()

@@ -287,3 +287,59 @@ def test_report_has_key_images_and_the_measurement_table(qtbot, make_window, tmp
     _pdf, result = render_pdf(data)
     records = {(p.kind, p.number) for p in result.images}
     assert ("marked", 1) in records and ("key", 2) in records
+
+
+def test_changes_are_saved_when_the_window_closes(qtbot, make_window, tmp_path):
+    # A measurement drawn and the window closed before the autosave delay: written anyway.
+    folder = tmp_path / "study"
+    flat_image(folder / "a.dcm")
+    win = make_window()
+    view = open_and_wait(qtbot, win, [folder])
+    win.reading_tools.tool_actions[ms.LENGTH].trigger()
+    drag(view, wpoint(view, 20, 20), wpoint(view, 90, 20))
+    assert win.reading_tools._dirty_timer.isActive()
+    _close(win)
+    [saved] = folder.glob("radview-pr-*.dcm")
+    from viewer.gsps import read_gsps
+
+    state = read_gsps(saved)
+    [ann] = next(iter(state.annotations.values()))
+    assert ann.kind == ms.LENGTH
+
+
+def test_no_two_actions_share_a_shortcut(make_window):
+    # An ambiguous shortcut does nothing in Qt: the reading, frame and comparison tools
+    # must not take a key another action has.
+    win = make_window()
+    seen: dict[str, str] = {}
+    for act in win.actions():
+        for seq in act.shortcuts():
+            key = seq.toString()
+            assert key not in seen, f"{key}: {seen.get(key)} and {act.text()}"
+            seen[key] = act.text()
+    for key in ("D", "G", "B", "E", "Q", "T", "K", "Ctrl+Z", "Ctrl+S", "Ctrl+P", "Right",
+                "Space"):
+        assert key in seen, key
+
+
+def test_measurements_survive_switching_studies(qtbot, make_window, tmp_path):
+    # The store keeps each image's measurements for the session; views that were
+    # replaced stop listening (no callback into a deleted widget).
+    a = flat_image(tmp_path / "a" / "a.dcm", extra={"StudyInstanceUID": generate_uid()})
+    b = flat_image(tmp_path / "b" / "b.dcm", extra={"StudyInstanceUID": generate_uid()})
+    win = make_window()
+    win.reading_tools.autosave = False
+    view = open_and_wait(qtbot, win, [a.parent, b.parent])
+    first = win.session.study
+    view.marks.add(ms.Annotation(ms.LENGTH, ((1, 1), (30, 1))))
+    other = next(s for s in win.result.studies if s is not first)
+    with qtbot.waitSignal(win.study_loaded, timeout=30000):
+        win.open_study(other)
+    QApplication.processEvents()
+    with qtbot.waitSignal(win.study_loaded, timeout=30000):
+        win.open_study(first)
+    QApplication.processEvents()
+    view = win.grid.views[0]
+    assert [x.kind for x in view.marks.annotations] == [ms.LENGTH]
+    view.marks.add(ms.Annotation(ms.ANGLE, ((1, 1), (10, 10), (20, 1))))
+    assert len(view.marks.annotations) == 2

@@ -253,3 +253,25 @@ def test_orientation_from_the_header(tmp_path):
     assert ref.patient_orientation == ("A", "FL")
     assert edge_letters(ref.patient_orientation)["top"] == "HR" == opposite("FL")
     assert edge_letters(()) == {}
+
+
+#: Real files (pydicom-data): (file, basis, mm per pixel or None)
+REAL_CASES = [
+    # Extremity CR without any spacing element: pixels, never millimetres.
+    ("RG3_UNCR.dcm", "px", None),
+    # Chest CR whose Pixel Spacing is 0\0 (unusable): pixels.
+    ("RG1_UNCR.dcm", "px", None),
+    # CT: Pixel Spacing in the patient (plain "mm").
+    ("693_UNCR.dcm", "mm", (0.478516, 0.478516)),
+]
+
+
+@pytest.mark.parametrize("name,basis,spacing", REAL_CASES, ids=[c[0] for c in REAL_CASES])
+def test_calibration_of_real_files(name, basis, spacing):
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    assert path is not None, f"pydicom-data lacks {name}"
+    [ref] = scan([path]).images
+    cal = ms.calibration_for(ref.spacing)
+    assert (cal.basis, cal.spacing) == (basis, spacing)

@@ -167,7 +167,7 @@ def test_received_study_appears_with_its_sr_findings(qtbot, settings, tmp_path):
     files = _study(tmp_path / "src")
     study = loader.scan([tmp_path / "src"]).studies[0]
     inputs, _ = build_inputs(study)
-    bundle = make_bundle(tmp_path / "bundle", name="fracatlas-lite0", version="1.2.0")
+    bundle = make_bundle(tmp_path / "bundle", name="random-test-weights", version="0.0.1")
     result = Engine(bundle, "cpu").analyze(inputs, cams=True)
     outputs = write_results(outcome_from(study, inputs, result, bundle), tmp_path / "out")
 

@@ -18,7 +18,7 @@ from dicom_factory import make_dicom, make_png
 from inference.preprocess import InputSpec, prepare_image, resize_uint8
 from viewer import loader
 from viewer.analysis import build_inputs
-from viewer.training_input import CACHE_TAG, UnreadableImage, read_model_input
+from viewer.training_input import CACHE_TAG, UnreadableImageError, read_model_input
 
 
 def _ramp(rows: int, cols: int, high: int) -> np.ndarray:
@@ -141,5 +141,5 @@ def test_build_cache_uses_the_injected_reader(tmp_path: Path) -> None:
 def test_unreadable_file_is_a_value_error_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    with pytest.raises(UnreadableImage, match="broken.png"):
+    with pytest.raises(UnreadableImageError, match="broken.png"):
         read_model_input(bad)

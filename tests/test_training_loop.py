@@ -15,12 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from bundle_factory import make_bundle
 from training_factory import FRACATLAS, make_csv, make_fracatlas, make_mura
 
+from inference.aggregate import aggregate
 from inference.bundle import Bundle, safetensors_header
 from inference.efficientnet_lite import EfficientNetLite0, lite0_key_map
 from inference.engine import Engine, ImageInput
@@ -48,9 +48,13 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(mura, cache, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("train") / "bundle"
-    # Through the radview entry point, as a user types it; part thresholds from 4 studies.
+    # Through the radview entry point, as a user types it; part thresholds from 4 studies
+    # with one positive (the default asks for 20 positive studies since issue 14), fitted
+    # on the validation split (--holdout 0: the tiny tree's 15 % holdout has too few
+    # studies per part; the default is 0.15 since issue 14).
     code = radview(["train", "--data", str(mura.parent), "--format", "mura", *FAST,
-                    "--cache-dir", str(cache), "--out", str(out), "--min-part-studies", "4"])
+                    "--cache-dir", str(cache), "--out", str(out), "--min-part-studies", "4",
+                    "--min-part-positives", "1", "--holdout", "0"])
     assert code == 0
     return out
 
@@ -79,9 +83,12 @@ def test_bundle_loads_and_scores_a_study(trained, mura):
     result = engine.analyze([ImageInput(str(f), decode_gray(f), None, "WRIST") for f in files])
     assert result.supported and result.model == "mura-wrist"
     probs = [im.probability for im in result.images]
-    assert result.score == pytest.approx(np.mean(probs))
+    # The study score is the aggregation training chose (issue 14; mean by default) and
+    # the label follows the flag: the score or any view at the threshold.
+    assert result.score == pytest.approx(aggregate(probs, result.aggregation))
     assert result.threshold == spec.threshold
-    assert result.label == ("abnormal" if result.score >= spec.threshold else "normal")
+    positive = max(result.score, *probs) >= spec.threshold
+    assert result.label == ("abnormal" if positive else "normal")
 
 
 def test_engine_agrees_with_training_predictions(trained, mura, cache):
@@ -222,7 +229,18 @@ def fracatlas(tmp_path_factory) -> Path:
     return make_fracatlas(tmp_path_factory.mktemp("fa"), rows=chosen)
 
 
-def test_fracatlas_fracture_then_router_merged(fracatlas, cache, tmp_path):
+@pytest.fixture
+def one_thread():
+    """Training and evaluation on the same number of torch threads: float sums differ in
+    the last digits between thread counts (earlier tests change it), and a tiny model's
+    probabilities sit close enough to the threshold for that to flip one study."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_fracatlas_fracture_then_router_merged(fracatlas, cache, tmp_path, one_thread):
     out = tmp_path / "bundle"
     common = ["--data", str(fracatlas), "--format", "fracatlas", "--cache-dir", str(cache),
               "--block-size", "5", "--val-fraction", "0.3", "--arch", "efficientnet_lite0",

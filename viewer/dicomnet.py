@@ -54,7 +54,7 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from viewer.atomicio import cleanup_partials, write_bytes_atomic
+from viewer.atomicio import cleanup_partials, write_atomic, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -716,20 +716,17 @@ def store_files(node: PacsNode, paths: Sequence[str | os.PathLike[str]], *,
 
 
 def _web(node: PacsNode, timeout: float):
+    import requests
     from dicomweb_client.api import DICOMwebClient
+
+    class _Session(requests.Session):  # every request gets the timeout
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", timeout)
+            return super().request(*args, **kwargs)
 
     if not node.dicomweb_url:
         raise NetError(node, "no DICOMweb URL configured")
-    client = DICOMwebClient(url=node.dicomweb_url)
-    client._session.request = _with_timeout(client._session.request, timeout)
-    return client
-
-
-def _with_timeout(request: Callable[..., Any], timeout: float) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", timeout)
-        return request(*args, **kwargs)
-    return call
+    return DICOMwebClient(url=node.dicomweb_url, session=_Session())
 
 
 def _web_error(node: PacsNode, what: str, exc: Exception) -> NetError:
@@ -774,8 +771,6 @@ def dicomweb_retrieve(node: PacsNode, study_uid: str, inbox: str | os.PathLike[s
     result = RetrieveResult()
     for ds in datasets:
         path = inbox_path(inbox, str(ds.StudyInstanceUID), str(ds.SOPInstanceUID))
-        from viewer.atomicio import write_atomic
-
         write_atomic(path, lambda f, ds=ds: dcmwrite(f, ds, enforce_file_format=True))
         result.paths.append(path)
         result.completed += 1

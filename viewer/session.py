@@ -472,6 +472,47 @@ class Session:
             return
         self.open_study(study)
 
+    def add_paths(self, paths: Sequence[str | Path]) -> Token | None:
+        """Scan ``paths`` in the background and add their studies to the open ones (the
+        DICOM inbox: a received study appears in the browser; the active study stays).
+        Opens the first new study when none is open."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return None
+        token = Token("add")
+
+        def job(tok: Token, progress: Progress) -> LoadResult:
+            return loader.scan(paths, progress=progress, cancelled=lambda: tok.cancelled)
+
+        job.__name__ = "scan"
+        self.decode_executor.submit(job, token, on_result=self._merge,
+                                    on_error=lambda e: self.events.error.emit(
+                                        f"Could not scan: {_reason(e)}"))
+        return token
+
+    def _merge(self, new: LoadResult) -> None:
+        known = {st.uid for st in self.result.studies}
+        added: list[Study] = []
+        for patient in new.patients:
+            fresh = [st for st in patient.studies if st.uid not in known]
+            if not fresh:
+                continue
+            target = next((q for q in self.result.patients
+                           if (q.id, q.name) == (patient.id, patient.name)), None)
+            if target is None:
+                patient.studies = fresh
+                self.result.patients.append(patient)
+            else:
+                target.studies.extend(fresh)
+            added += fresh
+        self.result.errors.extend(new.errors)
+        for name in ("ai_reports", "presentation_states"):
+            if hasattr(new, name) and hasattr(self.result, name):
+                getattr(self.result, name).extend(getattr(new, name))
+        self.events.scan_finished.emit(self.result)
+        if self.study is None and added:
+            self.open_study(added[0])
+
     def find_patient(self, study: Study) -> Patient | None:
         return next((p for p in self.result.patients if study in p.studies), None)
 

@@ -28,7 +28,7 @@ from viewer.pixels import PixelError, decode_dicom, decode_image_file, sniff_dic
 CACHE_TAG = "viewer.default-window/1"
 
 
-class UnreadableImage(ValueError):
+class UnreadableImageError(ValueError):
     """A file the viewer cannot decode or display; the message says why."""
 
 
@@ -48,7 +48,7 @@ def read_model_input(path: str | os.PathLike[str]) -> np.ndarray:
 
     Raises
     ------
-    UnreadableImage
+    UnreadableImageError
         A :class:`ValueError` naming the file and the reason (unsupported codec, damaged
         file, values the display pipeline refuses …); ``OSError`` when the file cannot be
         read at all.
@@ -60,9 +60,9 @@ def read_model_input(path: str | os.PathLike[str]) -> np.ndarray:
         decoded = decode_dicom(path) if sniff_dicom(head) else decode_image_file(path)
         return model_input(decoded)
     except PixelError as exc:
-        raise UnreadableImage(f"{path}: {exc.reason}") from exc
+        raise UnreadableImageError(f"{path}: {exc.reason}") from exc
     except ValueError as exc:  # the display pipeline refused the decoded values
-        raise UnreadableImage(f"{path}: cannot be displayed ({exc})") from exc
+        raise UnreadableImageError(f"{path}: cannot be displayed ({exc})") from exc
 
 
 read_model_input.cache_tag = CACHE_TAG  # type: ignore[attr-defined]

@@ -312,6 +312,46 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return t if math.isfinite(t) else 1.0
 
 
+def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Temperature and logit shift ``(T, c)`` minimizing the NLL of ``(logit + c) / T``.
+
+    The per-part class-weighted BCE trains a binary model towards balanced classes, so its
+    probabilities sit too high for rare positives (FracAtlas: mean predicted 0.38 for a
+    prevalence of 0.18); a temperature alone cannot move them down. The shift ``c`` can:
+    training folds it into the classifier's bias (the manifest keeps ``temperature`` as
+    the only calibration field), so the engine's ``sigmoid(logit / T)`` is calibrated.
+
+    Returns
+    -------
+    tuple
+        ``(T in [0.01, 100], c)``; ``(1.0, 0.0)`` when there is nothing to fit or one class
+        only (a shift would then run off to infinity).
+    """
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64).reshape(-1)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.float64).reshape(-1)
+    if z.shape[0] == 0 or len(torch.unique(y)) < 2:
+        return 1.0, 0.0
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    shift = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    lo, hi = (math.log(v) for v in TEMPERATURE_RANGE)
+    opt = torch.optim.LBFGS([log_t, shift], lr=0.5, max_iter=300,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        t = torch.exp(log_t.clamp(lo, hi))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits((z + shift) / t, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    t = float(torch.exp(log_t.detach().clamp(lo, hi)))
+    c = float(shift.detach())
+    if not (math.isfinite(t) and math.isfinite(c)):
+        return 1.0, 0.0
+    return t, c
+
+
 def youden_threshold(y: Sequence[int], scores: Sequence[float]) -> float:
     """Threshold on ``scores`` (0–1) maximizing Youden's J (see the module notes).
 

@@ -376,10 +376,17 @@ def model_section(model: TrainedModel, plot_dir: str) -> str:
     if model.task == "abnormality":
         o = r["overall"]
         lines += [
-            f"- **Calibration**: temperature {model.temperature:.3f} (NLL on the selection "
-            f"split); expected calibration error on the validation split "
+            f"- **Calibration**: temperature {model.temperature:.3f}"
+            + (f" and a logit shift {r['calibration']['logit_shift']:+.3f} folded into the "
+               f"classifier's bias (Platt scaling: undoes the class-weighted loss's pull "
+               f"towards 0.5)" if r["calibration"].get("logit_shift") else "")
+            + f" (NLL on the {r.get('selection_split', 'selection')} split); expected "
+            f"calibration error on the validation split "
             f"{_number(r['calibration']['ece_before'])} before, "
-            f"{_number(r['calibration']['ece_after'])} after.",
+            f"{_number(r['calibration']['ece_after'])} after"
+            + (f"; mean predicted probability {_number(r['calibration']['mean_probability'])}"
+               f" for a prevalence of {_number(r['calibration']['prevalence'])}"
+               if r["calibration"].get("prevalence") is not None else "") + ".",
             f"- **Thresholds** (Youden's J on study scores of the selection split): overall "
             f"{model.threshold:.3f}"
             + "".join(f", {p} {t:.3f}" for p, t in sorted(model.part_thresholds.items()))

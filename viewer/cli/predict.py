@@ -61,8 +61,9 @@ Output (stdout)
 
 ``--format csv``: one row per image, the study columns repeated (columns ``study,
 body_part, body_part_source, supported, reason, model, score, label, threshold, flags,
-path, image_body_part, probability, cam, flag, level, boxes``; ``boxes`` as JSON); a study without readable images is one row
-with empty image columns. Errors go to stderr, one line each.
+path, image_body_part, probability, cam, flag, level, boxes``; ``boxes`` as JSON); a
+study without readable images is one row with empty image columns. Errors go to stderr,
+one line each.
 
 ``--cams DIR`` writes, for every scored image, ``DIR/NNNN_<file stem>.png``: the image in
 its default window with the Grad-CAM heat map (jet colours, opacity rising with the map)

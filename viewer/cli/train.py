@@ -164,6 +164,11 @@ def parser() -> argparse.ArgumentParser:
                    help="study score from its views; auto: the best study AUROC on "
                         "selection studies with several views, else mean (default auto). "
                         "Any view above the threshold flags the study whatever the score")
+    g.add_argument("--calibration", choices=("platt", "temperature"), default="platt",
+                   help="platt: temperature and a logit shift (folded into the classifier's "
+                        "bias) fitted on the selection split, which undoes the weighted "
+                        "loss's pull towards 0.5; temperature: temperature only "
+                        "(default platt)")
     g.add_argument("--doubt-sensitivity", type=float, default=0.95,
                    help="the DOUBT band starts where this share of the positive selection "
                         "studies is flagged (default 0.95)")
@@ -241,7 +246,7 @@ def main(argv: list[str]) -> int:
             box_layer=args.box_layer, box_hidden=args.box_hidden, cam_method=args.cam_method,
             cam_layer=args.cam_layer, aggregation=args.aggregation,
             doubt_sensitivity=args.doubt_sensitivity,
-            min_part_positives=args.min_part_positives)
+            min_part_positives=args.min_part_positives, calibration=args.calibration)
         result = train(cfg)
     except InferenceError as exc:
         print(f"radview train: {exc}", file=sys.stderr)

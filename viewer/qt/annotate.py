@@ -74,6 +74,8 @@ class AnnotationOverlay:
         self.show_orientation = True
         self.key_image = False
         self.frame_text = ""
+        #: A line at the top (e.g. "PRIOR 2020-05-06" in a comparison), or "".
+        self.banner = ""
         self._draft: ms.Annotation | None = None
         self._draft_phase = 0  # angle: 1 = waiting for the third point; cobb: 1 = line 2
         self._live: ms.Annotation | None = None  # an annotation being dragged
@@ -94,7 +96,10 @@ class AnnotationOverlay:
         self._cache.clear()
         if self.selected is not None and self.annotations.get(self.selected) is None:
             self.selected = None
-        self.view.update()
+        try:
+            self.view.update()
+        except RuntimeError:  # the view was deleted without detaching: stop listening
+            self.detach()
 
     def detach(self) -> None:
         self.annotations.unsubscribe(self._on_changed)
@@ -344,13 +349,17 @@ class AnnotationOverlay:
                 self._paint_one(p, ann, cal)
             except (ValueError, IndexError, OverflowError):
                 continue  # a degenerate shape in a foreign file: skip it
+        fm = p.fontMetrics()
+        line = 1
+        for text, colour in ((self.banner, QColor(120, 220, 255)),
+                             ("★ KEY IMAGE" if self.key_image else "", QColor(255, 200, 0))):
+            if text:
+                self._text(p, QPointF((self.view.width() - fm.horizontalAdvance(text)) / 2,
+                                      self._top_line(fm, line)), text, colour)
+                line += 1
+        self._top_used = line
         if self.show_orientation:
             self._paint_orientation(p)
-        if self.key_image:
-            fm = p.fontMetrics()
-            text = "★ KEY IMAGE"
-            self._text(p, QPointF((self.view.width() - fm.horizontalAdvance(text)) / 2,
-                                  self._top_line(fm, 1)), text, QColor(255, 200, 0))
         if self.frame_text:
             fm = p.fontMetrics()
             self._text(p, QPointF((self.view.width() - fm.horizontalAdvance(
@@ -503,7 +512,7 @@ class AnnotationOverlay:
             elif edge == "right":
                 at = QPointF(w - 8 - tw, h / 2 + fm.ascent() / 2)
             elif edge == "top":
-                at = QPointF((w - tw) / 2, self._top_line(fm, 2 if self.key_image else 1))
+                at = QPointF((w - tw) / 2, self._top_line(fm, getattr(self, "_top_used", 1)))
             else:
                 at = QPointF((w - tw) / 2, h - 8 - fm.descent()
                              - (fm.height() if self.frame_text else 0))

@@ -116,6 +116,7 @@ class FrameTools:
         for w in (self.slider, self.fps, self.act_next, self.act_prev, self.act_first,
                   self.act_last, self.act_play):
             w.setEnabled(enabled)
+        self.toolbar.setVisible(enabled)  # only for multi-frame images
         if not enabled:
             self.stop()
             self.label.setText(" – ")

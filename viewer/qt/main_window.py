@@ -33,6 +33,8 @@ from viewer.display import view_marks
 from viewer.model import ImageRef, LoadResult, Patient, Study, Window
 from viewer.qt.ai import bundle_title
 from viewer.qt.browser import StudyBrowser, study_title
+from viewer.qt.compare import CompareTools
+from viewer.qt.dicom_actions import DicomActions
 from viewer.qt.frames import FrameTools
 from viewer.qt.grid import LAYOUTS, ViewGrid
 from viewer.qt.image_view import CursorInfo, ImageView
@@ -104,6 +106,9 @@ class MainWindow(QMainWindow):
         self._connect_ai()
         self.reading_tools.install()
         self.frame_tools = FrameTools(self)  # multi-frame navigation and cine (issue 16)
+        self.compare_tools = CompareTools(self)  # current vs prior side by side (issue 16)
+        self.dicom = DicomActions(self)  # inbox, PACS query, AI result as DICOM (issue 15)
+        self.dicom.install()
 
         self.grid.active_changed.connect(self._on_active_changed)
         self.browser.study_activated.connect(self.open_study)
@@ -426,6 +431,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self._save_settings()
         self.reading_tools.flush()
+        self.dicom.shutdown()
         self.session.shutdown()
         self.pool.cancel_all()
         self.ai_pool.cancel_all()
@@ -470,6 +476,11 @@ class MainWindow(QMainWindow):
     def _on_scan_finished(self, result: LoadResult) -> None:
         self.progress.hide()
         self.browser.populate(result)
+        for im in self.session.decoded:  # a merged scan (inbox) keeps the open study
+            if im.view is not None:
+                self.browser.set_thumbnail(im.ref, _thumb_qimage(im.view.thumbnail))
+        if self.session.study is not None:
+            self.browser.select_study(self.session.study)
         if not result.studies:
             self.grid.set_views([])
             self._views = []

@@ -48,7 +48,6 @@ class ReadingTools:
         self.session = window.session
         self.tool: str | None = None
         self._states: dict[str, gsps.PresentationState] = {}
-        self._applied: set[str] = set()
         self._dirty_timer = QTimer(window)
         self._dirty_timer.setSingleShot(True)
         self._dirty_timer.setInterval(AUTOSAVE_MS)
@@ -83,8 +82,8 @@ class ReadingTools:
         # Connected before the window's own handlers replace the views: the measurements
         # of the study being left are saved first.
         ev = self.session.events
-        ev.study_opened.connect(lambda _study: self.flush())
-        ev.study_closed.connect(self.flush)
+        ev.study_opened.connect(lambda _study: self._leave_views())
+        ev.study_closed.connect(self._leave_views)
 
 
     # -- menus ----------------------------------------------------------------------
@@ -116,8 +115,7 @@ class ReadingTools:
             tb.addAction(act)
         tb.addSeparator()
         tb.addAction(self.act_key)
-        self.win.addToolBarBreak()
-        self.win.addToolBar(tb)
+        self.win.addToolBar(tb)  # same row: the views keep their height
         self.toolbar = tb
         file_menu = next((m for m in mb.findChildren(type(menu)) if m.title() == "&File"),
                          None)
@@ -157,11 +155,8 @@ class ReadingTools:
         view = views[im.index]
         uid = view.ref.sop_instance_uid
         state = self._states.get(uid)
-        key = ms.image_key(view.ref)
-        if state is None or key in self._applied:
-            return
-        self._applied.add(key)
-        self.apply_state(view, state)
+        if state is not None:
+            self.apply_state(view, state)
 
     def apply_state(self, view, state: gsps.PresentationState) -> None:
         """Apply a presentation state to a decoded view: VOI, inversion, rotation, flip,
@@ -299,6 +294,13 @@ class ReadingTools:
                 f"Reading saved: {len(out)} presentation state(s) beside the images", 5000)
         self.last_saved = out
         return out
+
+    def _leave_views(self) -> None:
+        """The window is about to replace its views: save, and stop them listening."""
+        self.flush()
+        for v in self._views():
+            v.marks.detach()
+            v.marks.annotations.unsubscribe(self._on_annotations_changed)
 
     def flush(self) -> None:
         """Save pending changes now (the window is closing or another study opens)."""

@@ -1003,10 +1003,12 @@ def _remove(path: Path) -> None:
 
 
 def window_snapshots(window) -> list[ViewSnapshot]:
-    """One :class:`~viewer.report.ViewSnapshot` per view of the main window's grid."""
+    """One :class:`~viewer.report.ViewSnapshot` per view of the open study (never the
+    prior's views that "Compare with prior" adds to the grid)."""
+    views = getattr(window, "_views", None) or window.grid.views
     return [ViewSnapshot(v.ref, v.pipeline if v.has_image else None, v.state,
                          v.cam if v.has_image else None, None if v.has_image else v.message)
-            for v in window.grid.views]
+            for v in views]
 
 
 def window_report_data(window, deidentify: bool = False) -> ReportData:

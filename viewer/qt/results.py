@@ -136,6 +136,9 @@ class ResultsPanel(QWidget):
         self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
         orow.addWidget(self.opacity_slider)
         lay.addLayout(orow)
+        self.legend_label = QLabel(f"<small>{HEATMAP_LEGEND}</small>")  # what the maps are
+        self.legend_label.setWordWrap(True)
+        lay.addWidget(self.legend_label)
 
         lay.addWidget(self._build_review())
 
@@ -149,7 +152,7 @@ class ResultsPanel(QWidget):
         # characters (~560 px), which widened the dock and shrank the image. These labels
         # take the width the panel has and grow in height.
         for label in (self.bundle_label, self.label_value, self.part_value,
-                      self.flags_label, self.status_label, note):
+                      self.flags_label, self.status_label, note, self.legend_label):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._filling = False
         self.rows: list[ViewRow] = []
