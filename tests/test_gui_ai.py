@@ -24,17 +24,24 @@ def bundle_dir(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture
-def ai_window(qtbot, tmp_path, bundle_dir, monkeypatch):
-    # Only the test's bundle: no user or shipped bundles leak in.
+def open_ai_window(qtbot, tmp_path, bundle_dir, monkeypatch,
+                   settings: QSettings | None = None) -> MainWindow:
+    """A shown main window that uses only ``bundle_dir`` (no user or shipped bundles leak
+    in), once its bundle is ready."""
     monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr("inference.bundle.shipped_models_dir", lambda: tmp_path / "none")
-    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings = settings or QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings, bundle=str(bundle_dir))
     win.resize(1200, 800)
     win.show()
     qtbot.waitExposed(win)
     qtbot.waitUntil(lambda: win.ai.available, timeout=30000)
+    return win
+
+
+@pytest.fixture
+def ai_window(qtbot, tmp_path, bundle_dir, monkeypatch):
+    win = open_ai_window(qtbot, tmp_path, bundle_dir, monkeypatch)
     yield win
     win.close()
     QApplication.processEvents()

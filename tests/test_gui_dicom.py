@@ -9,36 +9,22 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from bundle_factory import make_bundle
 from dicom_peers import free_port, storescu
 from PySide6.QtCore import QSettings
 from test_gui import write_gradient
+from test_gui_ai import bundle_dir, open_ai_window  # noqa: F401 - bundle_dir is a fixture
 
-from viewer.qt.main_window import MainWindow
 from viewer.qt.pacs import LISTEN_KEY
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("bundle") / "tiny"
-    make_bundle(d, arch="resnet18", input_size=64, threshold=0.5)
-    return d
-
-
 @pytest.fixture
-def window(qtbot, tmp_path, bundle_dir, monkeypatch):
-    monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr("inference.bundle.shipped_models_dir", lambda: tmp_path / "none")
+def window(qtbot, tmp_path, bundle_dir, monkeypatch):  # noqa: F811 - the fixture
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     port = free_port()
     settings.setValue(LISTEN_KEY, json.dumps({"ae_title": "RADVIEW", "host": "127.0.0.1",
                                               "port": port, "inbox": str(tmp_path / "inbox"),
                                               "accepted_calling": [], "auto_analyse": False}))
-    win = MainWindow(settings, bundle=str(bundle_dir))
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    qtbot.waitUntil(lambda: win.session.available, timeout=30000)
+    win = open_ai_window(qtbot, tmp_path, bundle_dir, monkeypatch, settings)
     yield win, port, tmp_path
     win.close()
 
