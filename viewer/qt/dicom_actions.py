@@ -156,9 +156,7 @@ class DicomActions:
         if study is None or result is None or not result.supported or bundle is None:
             self.win.show_error("Export AI result as DICOM: no scored study is open")
             return False
-        from inference.bundle import Bundle
-
-        self.exporter.export(study, result, Bundle.load(bundle.path), folder)
+        self.exporter.export(study, result, bundle.path, folder)  # loaded in the worker
         self.win.statusBar().showMessage("Writing the AI result as DICOM…", 5000)
         return True
 

@@ -97,6 +97,7 @@ class ImageView(QWidget):
         self._message = "Loading…" if ref.ok else ref.error
         self._is_error = not ref.ok
         self._active = False
+        self._view_marks: list[str] = []  # "frame 1 of 10", "LOSSY 10:1" (set_view_marks)
         self._corner_text = True
         self._drag_button = None
         self._drag_last: QPointF | None = None
@@ -221,7 +222,7 @@ class ImageView(QWidget):
         self.update()
 
     def view_mark_texts(self) -> list[str]:
-        return list(getattr(self, "_view_marks", []))
+        return list(self._view_marks)
 
     def _draw_view_marks(self, p: QPainter) -> None:
         font = QFont(self.font())
@@ -515,7 +516,7 @@ class ImageView(QWidget):
             if self.ai_text:
                 self._draw_ai_text(p)
             self.marks.paint(p)
-        if getattr(self, "_view_marks", None):
+        if self._view_marks:
             self._draw_view_marks(p)
         if self._message:
             p.setPen(QColor(255, 120, 100) if self._is_error else QColor(200, 200, 200))

@@ -526,11 +526,19 @@ class ResultExporter(QObject):
         self.runner = _Runner(self)
 
     def export(self, study: Any, result: Any, bundle: Any, out_dir: str | Path) -> None:
+        """``bundle``: a loaded :class:`inference.bundle.Bundle`, or its folder (loaded —
+        weights hashed — on the worker thread, not the GUI's)."""
         from viewer.dicom_results import export_study_result
 
-        self.runner.run(lambda: [str(p) for p in export_study_result(study, result, bundle,
-                                                                      out_dir)],
-                        self.exported.emit, self.failed.emit)
+        def work() -> list[str]:
+            b = bundle
+            if isinstance(b, str | Path):
+                from inference.bundle import Bundle
+
+                b = Bundle.load(b)
+            return [str(p) for p in export_study_result(study, result, b, out_dir)]
+
+        self.runner.run(work, self.exported.emit, self.failed.emit)
 
 
 # ------------------------------------------------------------------------ sending

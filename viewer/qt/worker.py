@@ -128,18 +128,16 @@ class WorkerPool(QObject):
         return self._pool.waitForDone(msecs)
 
 
-class _Bridge(QObject):
-    """Carries one job's outcome from the worker thread to the GUI thread."""
+class _Progress(QObject):
+    """Carries a job's progress calls from the worker thread to the GUI thread."""
 
-    result = Signal(object)
-    error = Signal(object)
-    progress = Signal(object)
+    report = Signal(object)
 
 
 class QtExecutor:
     """:class:`viewer.session.Executor` on a :class:`WorkerPool`: jobs run on the pool's
-    threads; their results, errors and progress are delivered on the GUI thread (queued
-    signals), and nothing is delivered once the job's token is cancelled."""
+    threads; their results, errors and progress are delivered on the GUI thread (the
+    worker's queued signals), and nothing is delivered once the job's token is cancelled."""
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -147,29 +145,26 @@ class QtExecutor:
     def submit(self, fn: Callable[..., Any], token: Any, *, on_result: Callable[[Any], None],
                on_error: Callable[[BaseException], None],
                on_progress: Callable[..., None] | None = None, priority: int = 0) -> None:
-        bridge = _Bridge()
-        bridge.result.connect(lambda v: None if token.cancelled else on_result(v))
-        bridge.error.connect(lambda e: None if token.cancelled else on_error(e))
+        progress = _Progress()
         if on_progress is not None:
-            bridge.progress.connect(lambda a: None if token.cancelled else on_progress(*a))
+            progress.report.connect(lambda a: None if token.cancelled else on_progress(*a))
 
         def run(job: Job) -> Any:
             if token.cancelled:
                 job.cancel()
                 return None
             try:
-                return fn(token, lambda *a: bridge.progress.emit(a))
+                return fn(token, lambda *a: progress.report.emit(a))
             except BaseException as exc:  # a decoder's Rust panic derives from BaseException
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
                 raise _WrappedError(exc) from exc
 
         worker = Worker(run)
-        worker.signals.returned.connect(
-            lambda v: None if token.cancelled else bridge.result.emit(v))
-        worker.signals.errored.connect(
-            lambda e: bridge.error.emit(e.exc if isinstance(e, _WrappedError) else e))
-        worker.signals.finished.connect(bridge.deleteLater)
+        worker.signals.returned.connect(lambda v: None if token.cancelled else on_result(v))
+        worker.signals.errored.connect(lambda e: None if token.cancelled else on_error(
+            e.exc if isinstance(e, _WrappedError) else e))
+        worker.signals.finished.connect(progress.deleteLater)
         self.pool.start(worker, priority)
 
 
