@@ -27,6 +27,7 @@ import numpy as np
 
 from inference.bodyparts import normalize_body_part
 from inference.routing import OTHER, StudyPart, study_part
+from inference.training.evaluate import bootstrap_intervals
 
 
 def part_of(label: str) -> str:
@@ -90,19 +91,14 @@ def fit_router_thresholds(probs: np.ndarray, class_names: Sequence[str],
     return {"other_threshold": round(other_thr, 6), "confidence_threshold": best_conf}
 
 
-def _ci(values: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float]:
-    if len(values) == 0:
-        return (float("nan"), float("nan"))
-    idx = rng.integers(0, len(values), (resamples, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
-def _stat(values: Sequence[bool], resamples: int, rng: np.random.Generator) -> dict[str, Any]:
+def _stat(values: Sequence[bool], resamples: int, seed: int) -> dict[str, Any]:
+    """Mean of ``values`` with its percentile-bootstrap 95 % CI over films
+    (:func:`inference.training.evaluate.bootstrap_intervals`)."""
     v = np.asarray(values, dtype=np.float64)
     if len(v) == 0:
         return {"value": None, "ci": [None, None], "n": 0}
-    lo, hi = _ci(v, resamples, rng)
+    lo, hi = bootstrap_intervals(lambda counts: {"mean": float(counts @ v / counts.sum())},
+                                 len(v), resamples=resamples, seed=seed)["mean"]
     return {"value": round(float(v.mean()), 4), "ci": [round(lo, 4), round(hi, 4)],
             "n": int(len(v))}
 
@@ -111,7 +107,6 @@ def routing_report(probs: np.ndarray, class_names: Sequence[str], labels: Sequen
                    confidences: Sequence[str | None], thresholds: Mapping[str, float], *,
                    resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Routing figures on one split (bootstrap 95 % CIs over films)."""
-    rng = np.random.default_rng(seed)
     truth = [part_of(x) for x in labels]
     decisions = decide(probs, class_names, thresholds["confidence_threshold"],
                        thresholds["other_threshold"])
@@ -121,7 +116,7 @@ def routing_report(probs: np.ndarray, class_names: Sequence[str], labels: Sequen
     recall = {}
     for part in parts:
         rows = [d.part == part for d, t in zip(decisions, truth, strict=True) if t == part]
-        recall[part] = _stat(rows, resamples, rng)
+        recall[part] = _stat(rows, resamples, seed)
     routed_other = [d.part == OTHER for d, u in zip(decisions, upper, strict=True) if u]
     return {
         "thresholds": dict(thresholds),
@@ -129,14 +124,14 @@ def routing_report(probs: np.ndarray, class_names: Sequence[str], labels: Sequen
         "n_upper": int(sum(upper)),
         "recall": recall,
         "upper_accuracy_hm": _stat([d.part == t for d, t, u, h in zip(
-            decisions, truth, upper, hm, strict=True) if u and h], resamples, rng),
+            decisions, truth, upper, hm, strict=True) if u and h], resamples, seed),
         "upper_accuracy_all": _stat([d.part == t for d, t, u in zip(
-            decisions, truth, upper, strict=True) if u], resamples, rng),
+            decisions, truth, upper, strict=True) if u], resamples, seed),
         "other_recall": _stat([d.part == OTHER for d, t in zip(decisions, truth, strict=True)
-                               if t == OTHER], resamples, rng),
-        "upper_routed_to_other": _stat(routed_other, resamples, rng),
+                               if t == OTHER], resamples, seed),
+        "upper_routed_to_other": _stat(routed_other, resamples, seed),
         "upper_uncertain": _stat([d.uncertain for d, u in zip(decisions, upper, strict=True)
-                                  if u], resamples, rng),
+                                  if u], resamples, seed),
         "predicted_parts": {p: int(sum(d.part == p for d in decisions))
                             for p in sorted({d.part for d in decisions if d.part})},
     }
