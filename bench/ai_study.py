@@ -23,6 +23,14 @@ Then, in this process, it reports as JSON:
   context manager) with a full backward pass, CAM resized with cv2.
 - ``speedup`` = naive / warm. Targets: warm ≤ 1500 ms on a 2-core CPU, speedup ≥ 2.
 
+``--bundle DIR``: the same study through a real bundle (e.g. the default one) instead of
+the random DenseNet-169: its router, its model at its own input size, the LayerCAM/Grad-CAM
+it names and its box head. So that the maps and boxes are timed on every view (the engine
+skips both below the doubt band, and the synthetic films score low), the bench lowers each
+model's doubt band to 0 in memory; the box head's own thresholds are kept. ``warm_ms`` of
+the default bundle is the figure of the fracture-model issue (target ≤ 300 ms), and
+``boxes`` counts the boxes found.
+
 ``predict``: ``radview predict`` in a fresh process on 12 images (3 MURA-layout studies of
 4 PNGs, 512 × 416) with an EfficientNet-Lite0 bundle at 224 px and ``--cams``:
 ``images_per_s`` over the whole command (start-up included) and over the scoring loop
@@ -102,7 +110,9 @@ def engine_run(engine, folder: Path) -> dict:
                                     for r in result.images)
     return {"total_ms": (t_end - t0) * 1e3, "open_ms": (t_open - t0) * 1e3,
             "probabilities_ms": (marks["probabilities"] - t0) * 1e3,
-            "probabilities": [r.probability for r in result.images]}
+            "probabilities": [r.probability for r in result.images],
+            "maps": sum(r.cam is not None for r in result.images),
+            "boxes": sum(len(r.boxes or []) for r in result.images)}
 
 
 def naive_run(bundle, folder: Path) -> dict:
@@ -117,9 +127,10 @@ def naive_run(bundle, folder: Path) -> dict:
     from inference.models import build_model, get_layer
 
     spec = bundle.manifest.abnormality_models[bundle.manifest.routing["WRIST"]]
+    size = spec.input.size[0]
     t0 = time.perf_counter()
     model = build_model(spec.architecture, 1)
-    model.load_state_dict(load_file(bundle.path / spec.weights))
+    model.load_state_dict(load_file(bundle.path / spec.weights))  # box head: apart
     model.eval()
     mean = torch.tensor(spec.input.mean).view(3, 1, 1)
     std = torch.tensor(spec.input.std).view(3, 1, 1)
@@ -130,12 +141,12 @@ def naive_run(bundle, folder: Path) -> dict:
         center, width = float(ds.WindowCenter), float(ds.WindowWidth)
         img = ((arr - (center - 0.5)) / (width - 1) + 0.5).clamp(0, 1)  # full-res float
         h, w = img.shape
-        scale = INPUT / max(h, w)
+        scale = size / max(h, w)
         nh, nw = round(h * scale), round(w * scale)
         small = torch.nn.functional.interpolate(img[None, None], (nh, nw), mode="bilinear",
                                                 antialias=True)[0, 0]
-        canvas = torch.zeros(INPUT, INPUT)
-        top, left = (INPUT - nh) // 2, (INPUT - nw) // 2
+        canvas = torch.zeros(size, size)
+        top, left = (size - nh) // 2, (size - nw) // 2
         canvas[top:top + nh, left:left + nw] = small
         tensors.append(((canvas.expand(3, -1, -1) - mean) / std, (h, w, top, left, nh, nw)))
     with torch.no_grad():
@@ -191,6 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--bundle", help="time this bundle instead of a random DenseNet-169")
     args = parser.parse_args()
 
     import torch
@@ -198,15 +210,30 @@ def main() -> None:
     from inference.engine import Engine
 
     folder = build_study()
-    bundle = build_bundle("bench_densenet169_320", "densenet169", INPUT, "letterbox")
     from inference.bundle import Bundle
+
+    if args.bundle:
+        import dataclasses
+
+        bundle = Bundle.load(args.bundle)
+        models = bundle.manifest.abnormality_models
+        for key, spec in list(models.items()):  # maps and boxes on every view (see notes)
+            models[key] = dataclasses.replace(spec, doubt_threshold=0.0)
+        spec = models[bundle.manifest.routing["WRIST"]]
+        label = (f"{bundle.manifest.name} {bundle.manifest.version}: {spec.architecture} @ "
+                 f"{spec.input.size[0]} px, {spec.cam_method}"
+                 + (", box head" if spec.box_head else ""))
+    else:
+        bundle = build_bundle("bench_densenet169_320", "densenet169", INPUT, "letterbox")
+        label = f"densenet169 @ {INPUT}x{INPUT} letterbox, random weights"
 
     t0 = time.perf_counter()
     import pytorch_grad_cam  # noqa: F401 - imported lazily by the engine; timed apart
 
     gradcam_import_ms = (time.perf_counter() - t0) * 1e3
     t0 = time.perf_counter()
-    engine = Engine(Bundle.load(bundle.path), "cpu")  # validation (sha256) counted as cold
+    # validation (sha256) counted as cold
+    engine = Engine(bundle if args.bundle else Bundle.load(bundle.path), "cpu")
     engine_run(engine, folder)
     cold_ms = (time.perf_counter() - t0) * 1e3
     warm = [engine_run(engine, folder) for _ in range(args.repeats)]
@@ -219,7 +246,8 @@ def main() -> None:
         "device": str(engine.device), "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "study": {"images": 3, "size": [ROWS, COLS], "bits_stored": 12},
-        "model": f"densenet169 @ {INPUT}x{INPUT} letterbox, random weights",
+        "model": label,
+        "maps": warm[0]["maps"], "boxes": warm[0]["boxes"],
         "cold_ms": round(cold_ms, 1),
         "gradcam_import_ms": round(gradcam_import_ms, 1),
         "warm_ms": round(warm_ms, 1),
@@ -228,8 +256,9 @@ def main() -> None:
         "naive_ms": round(naive_ms, 1),
         "speedup": round(naive_ms / warm_ms, 2),
         "max_probability_difference_vs_naive": round(diff, 4),
-        "targets": {"warm_ms_max": 1500, "speedup_min": 2.0,
-                    "met": warm_ms <= 1500 and naive_ms / warm_ms >= 2.0},
+        "targets": {"warm_ms_max": 300 if args.bundle else 1500, "speedup_min": 2.0,
+                    "met": warm_ms <= (300 if args.bundle else 1500)
+                    and naive_ms / warm_ms >= 2.0},
     }
     if not args.skip_predict:
         report["predict"] = bench_predict()

@@ -170,3 +170,38 @@ def test_every_view_is_listed_scored_or_not(qtbot):
     assert panel.probability_texts() == [
         "0.820", "0.600", "not scored: JPEG Extended pixel data could not be decoded"]
     assert panel.heatmap_states() == [True, None, None]  # a box only where a map exists
+
+
+def test_verdict_model_and_reviewer_choices_fit_the_panel(qtbot):
+    # In the demo screenshot the verdict "FRACTURE (model fracture-hand)" wrapped inside
+    # the form and its second line was cut; "Heatmaps" and "Not reviewed" were cut at the
+    # panel's width. Now the model has its own row and nothing asks for more width than
+    # the panel has.
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.setCentralWidget(QWidget())
+    panel = ResultsPanel()
+    dock = QDockWidget("AI results")
+    dock.setWidget(panel)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    result = FakeResult(supported=True, score=0.93, label="fracture", threshold=0.63,
+                        model="fracture-hand", images=[FakeImage("a", 0.93)])
+    result.flag, result.flag_text, result.doubt_threshold = "positive", "FRACTURE", 0.4
+    panel.show_result(result, ["IM0.dcm"], ["a"])
+    settled(window)
+    cases = [
+        # (widget, why it is checked)
+        (panel.label_value, "the verdict alone, one line"),
+        (panel.model_value, "the model on its own row"),
+        (panel.overlay_box, "the Heatmaps check box beside Analyze"),
+        (panel.cmap_combo, "the colormap, now beside the opacity"),
+        *[(b, f"the reviewer's '{b.text()}'") for b in panel.agreement_buttons.values()],
+    ]
+    for widget, why in cases:
+        assert widget.width() >= widget.sizeHint().width(), why
+    assert "FRACTURE" in panel.label_value.text() and "model" not in panel.label_value.text()
+    assert panel.model_value.text() == "fracture-hand"
+    assert panel.threshold_value.text() == "0.63 (doubt 0.40)"

@@ -5,9 +5,11 @@
 When the router places a study on the upper limb without being sure of the part, the
 engine scores it with the manifest's ``fallback_model`` (see ``inference/routing.py``).
 This script adds ``fracture-upper`` — the bundle's ``fracture`` weights and temperature
-with a threshold (Youden's J) fitted on every upper-limb study of the fracture model's own
-validation split (FracAtlas id blocks of 50, seed 0, validation fraction 0.2, the split its
-other thresholds were fitted on) — and sets ``fallback_model`` to it. Prints JSON.
+with a threshold (Youden's J) fitted on every upper-limb study of the split the fracture
+model's other thresholds were fitted on — its selection split (the holdout carved out of
+training) when it was trained with ``--holdout``, else its validation split; FracAtlas id
+blocks of 50 with the seed, validation fraction and holdout recorded in the manifest — and
+sets ``fallback_model`` to it. Prints JSON (``split`` says which).
 """
 
 from __future__ import annotations
@@ -39,9 +41,14 @@ def main() -> int:
     bundle = Bundle.load(args.bundle)
     spec = bundle.manifest.abnormality_models["fracture"]
     model = bundle.load_model(spec, "cpu")
-    data = load_samples(args.data, "fracatlas", block_size=50)
-    valid = split_samples(data.samples, val_fraction=0.2, holdout=0.0, seed=0).valid
-    upper = [s for s in valid if (normalize_body_part(s.part) or s.part) != OTHER]
+    raw = json.loads((Path(args.bundle) / "manifest.json").read_text(encoding="utf-8"))
+    split = raw.get("metrics", {}).get("fracture", {}).get("split", {})
+    holdout = float(split.get("holdout") or 0.0)
+    data = load_samples(args.data, "fracatlas", block_size=int(split.get("block_size", 50)))
+    splits = split_samples(data.samples, val_fraction=float(split.get("val_fraction", 0.2)),
+                           holdout=holdout, seed=int(split.get("seed", 0)))
+    fit_on = splits.select if holdout > 0 else splits.valid
+    upper = [s for s in fit_on if (normalize_body_part(s.part) or s.part) != OTHER]
     logits = []
     with torch.inference_mode():
         for i in range(0, len(upper), 32):
@@ -60,7 +67,8 @@ def main() -> int:
     m["fallback_model"] = args.name
     path.write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
     pred = probs >= threshold
-    out = {"model": args.name, "threshold": round(threshold, 6), "n_upper": len(upper),
+    out = {"model": args.name, "threshold": round(threshold, 6),
+           "split": "select" if holdout > 0 else "valid", "n_upper": len(upper),
            "positives": int(y.sum()), "auroc_upper": round(float(auroc(y, probs)), 4),
            "sensitivity": round(float(pred[y == 1].mean()), 4),
            "specificity": round(float((~pred[y == 0]).mean()), 4)}

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -83,10 +84,15 @@ class ResultsPanel(QWidget):
         self.label_value = QLabel("—")
         self.label_value.setWordWrap(True)  # "not supported by this model: …" is long
         self.threshold_value = QLabel("—")
+        # The model on its own row: "FRACTURE (model fracture-hand)" wrapped in the form
+        # and its second line was clipped.
+        self.model_value = QLabel("—")
+        self.model_value.setWordWrap(True)
         self.part_value = QLabel("—")
         self.part_value.setWordWrap(True)
         form.addRow("Result", self.label_value)
         form.addRow("Threshold", self.threshold_value)
+        form.addRow("Model", self.model_value)
         form.addRow("Body part", self.part_value)
         self.override_combo = QComboBox()
         self.override_combo.addItem("Automatic (tag → folder → router)", None)
@@ -122,19 +128,22 @@ class ResultsPanel(QWidget):
         self.overlay_box.toggled.connect(self.overlay_toggled)
         self.overlay_box.setToolTip(HEATMAP_LEGEND)
         row.addWidget(self.overlay_box)
-        self.cmap_combo = QComboBox()
-        self.cmap_combo.addItems(list(COLORMAPS))
-        self.cmap_combo.currentTextChanged.connect(self.cmap_changed)
-        self.cmap_combo.setToolTip("Heatmap colormap")
-        row.addWidget(self.cmap_combo)
+        row.addStretch(1)
         lay.addLayout(row)
+        # Colormap beside the opacity: on one row with Analyze and Heatmaps it did not fit
+        # the panel's width and the check box's text was cut.
         orow = QHBoxLayout()
         orow.addWidget(QLabel("Opacity"))
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(45)
         self.opacity_slider.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
-        orow.addWidget(self.opacity_slider)
+        orow.addWidget(self.opacity_slider, 1)
+        self.cmap_combo = QComboBox()
+        self.cmap_combo.addItems(list(COLORMAPS))
+        self.cmap_combo.currentTextChanged.connect(self.cmap_changed)
+        self.cmap_combo.setToolTip("Heatmap colormap")
+        orow.addWidget(self.cmap_combo)
         lay.addLayout(orow)
         self.legend_label = QLabel(f"<small>{HEATMAP_LEGEND}</small>")  # what the maps are
         self.legend_label.setWordWrap(True)
@@ -151,7 +160,7 @@ class ResultsPanel(QWidget):
         # Wrapped text must not set the panel's width: a wrapped QLabel asks for up to 80
         # characters (~560 px), which widened the dock and shrank the image. These labels
         # take the width the panel has and grow in height.
-        for label in (self.bundle_label, self.label_value, self.part_value,
+        for label in (self.bundle_label, self.label_value, self.part_value, self.model_value,
                       self.flags_label, self.status_label, note, self.legend_label):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._filling = False
@@ -174,16 +183,17 @@ class ResultsPanel(QWidget):
         self.impression_edit.setPlaceholderText("Impression (goes into the exported report)")
         self.impression_edit.setFixedHeight(self.fontMetrics().lineSpacing() * 5)
         lay.addWidget(self.impression_edit)
-        row = QHBoxLayout()
+        # Two columns: the three choices on one row were cut at the panel's width.
+        row = QGridLayout()
         self.agreement_group = QButtonGroup(self)
         self.agreement_buttons: dict[str, QRadioButton] = {}
-        for value, text in ((AGREE, "Agree"), (DISAGREE, "Disagree"),
-                            (NOT_REVIEWED, "Not reviewed")):
+        for k, (value, text) in enumerate(((AGREE, "Agree"), (DISAGREE, "Disagree"),
+                                           (NOT_REVIEWED, "Not reviewed"))):
             button = QRadioButton(text)
             button.setToolTip(f"Reviewer's assessment of the AI result: {text.lower()}")
             self.agreement_group.addButton(button)
             self.agreement_buttons[value] = button
-            row.addWidget(button)
+            row.addWidget(button, k // 2, k % 2)
         self.agreement_buttons[NOT_REVIEWED].setChecked(True)
         lay.addLayout(row)
         return box
@@ -225,7 +235,7 @@ class ResultsPanel(QWidget):
     def clear(self, view_names: list[str] | None = None) -> None:
         self.score_label.setText("—")
         self.score_label.setStyleSheet("")
-        for w in (self.label_value, self.threshold_value, self.part_value):
+        for w in (self.label_value, self.threshold_value, self.part_value, self.model_value):
             w.setText("—")
         self.flags_label.setText("")
         self.scored_label.setText("")
@@ -262,6 +272,7 @@ class ResultsPanel(QWidget):
             self.score_label.setStyleSheet("color: #b0b0b0;")
             self.label_value.setText("<b>Not supported</b>")
             self.threshold_value.setText("—")
+            self.model_value.setText("—")
             flags = [result.reason or "not supported by this model", *flags]
         else:
             self.score_label.setText(f"{result.score:.2f}")
@@ -273,9 +284,11 @@ class ResultsPanel(QWidget):
             color = FLAG_COLORS.get(flag, "#6bd66b")
             self.score_label.setStyleSheet(f"color: {color};")
             shown = getattr(result, "flag_text", None) or result.label
-            self.label_value.setText(f"<b style='color:{color}'>{shown}</b> "
-                                     f"(model {result.model})")
-            self.threshold_value.setText(f"{result.threshold:.2f}")
+            self.label_value.setText(f"<b style='color:{color}'>{shown}</b>")
+            self.model_value.setText(result.model or "—")
+            doubt = getattr(result, "doubt_threshold", None)
+            self.threshold_value.setText(f"{result.threshold:.2f}" + (
+                f" (doubt {doubt:.2f})" if doubt is not None else ""))
         self.flags_label.setText("\n".join(f"⚠ {f}" for f in flags))
         self._fill_rows(rows, result.threshold)
 
