@@ -1,13 +1,14 @@
 """Routing figures and the router stress test, as JSON.
 
     python bench/router_stress.py --bundle DIR [--data ../shared/datasets/fracatlas]
-                                  [--fit] [--transforms N] [--out FILE.json]
+                                  [--fit] [--fit-bias] [--transforms N] [--out FILE.json]
 
 1. Scores the selection split (a holdout of the training groups: seed 0, validation
    fraction 0.2, holdout 0.15, FracAtlas id blocks of 50 — the splits ``radview train
    --holdout 0.15`` uses) and, with ``--fit``, fits the router's ``other_threshold`` and
    ``confidence_threshold`` there (:mod:`inference.training.router_fit`) and writes them
-   into the bundle's manifest.
+   into the bundle's manifest; with ``--fit-bias`` also (first) the router's
+   ``class_bias``, a per-class logit shift (:func:`~inference.training.router_fit.fit_class_bias`).
 2. Reports routing on the validation split, never used for fitting: per-class recall with
    bootstrap 95 % CIs, accuracy on H/M labels, OTHER recall, upper-limb films refused,
    "uncertain" rate.
@@ -39,18 +40,19 @@ from inference.training.data import decode_gray, load_samples, split_samples
 from inference.training.router_fit import (
     decide,
     decision_key,
+    fit_class_bias,
     fit_router_thresholds,
     part_of,
     routing_report,
 )
 
 
-def _probs(model, spec, arrays: list[np.ndarray], batch: int = 32) -> np.ndarray:
+def _logits(model, spec, arrays: list[np.ndarray], batch: int = 32) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for i in range(0, len(arrays), batch):
             x = to_tensor(np.stack(arrays[i:i + batch]), spec)
-            out.append(torch.softmax(model(x).float(), dim=1).numpy())
+            out.append(model(x).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
@@ -59,6 +61,8 @@ def main() -> int:
     p.add_argument("--bundle", required=True)
     p.add_argument("--data", default="../shared/datasets/fracatlas")
     p.add_argument("--fit", action="store_true", help="fit thresholds on select, write them")
+    p.add_argument("--fit-bias", action="store_true",
+                   help="with --fit: fit the router's class_bias on select first")
     p.add_argument("--transforms", type=int, default=len(STRESS_TRANSFORMS))
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args()
@@ -70,6 +74,12 @@ def main() -> int:
         print("the bundle has no router", file=sys.stderr)
         return 2
     model = bundle.load_model(spec, "cpu")
+    bias = np.asarray(spec.class_bias or np.zeros(len(spec.class_names)), dtype=np.float64)
+
+    def _probs(model, input_spec, arrays: list[np.ndarray]) -> np.ndarray:
+        z = _logits(model, input_spec, arrays)
+        return torch.softmax(torch.from_numpy(z + bias), dim=1).numpy()
+
     data = load_samples(args.data, "fracatlas", block_size=50)
     splits = split_samples(data.samples, val_fraction=0.2, holdout=0.15, seed=0)
     classes = list(spec.class_names)
@@ -87,10 +97,18 @@ def main() -> int:
                   else spec.confidence_threshold}
     if args.fit:
         arrays, labels, conf = films(splits.select)
-        fitted = fit_router_thresholds(_probs(model, spec.input, arrays), classes, labels, conf)
-        thresholds = fitted
         path = Path(args.bundle) / "manifest.json"
         m = json.loads(path.read_text(encoding="utf-8"))
+        if args.fit_bias:
+            fitted_bias = fit_class_bias(_logits(model, spec.input, arrays), classes, labels)
+            bias = np.array([fitted_bias.get(c, 0.0) for c in classes])
+            if fitted_bias:
+                m["router"]["class_bias"] = fitted_bias
+            else:
+                m["router"].pop("class_bias", None)
+            out["class_bias"] = fitted_bias
+        fitted = fit_router_thresholds(_probs(model, spec.input, arrays), classes, labels, conf)
+        thresholds = fitted
         m["router"]["confidence_threshold"] = fitted["confidence_threshold"]
         m["router"]["other_threshold"] = fitted["other_threshold"]
         path.write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")

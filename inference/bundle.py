@@ -34,8 +34,9 @@ Manifest (schema ``radview-bundle/1``)
         "class_names": ["ELBOW", "FINGER", …, "OTHER"],
         "weights": "router.safetensors", "sha256": "…64 hex…",
         "confidence_threshold": 0.6,                       # a part needs this much
-        "other_threshold": 0.8                             # optional: OTHER needs this much
-      },
+        "other_threshold": 0.8,                            # optional: OTHER needs this much
+        "class_bias": {"WRIST": 1.1, "HAND": -0.4}         # optional: added to the logits
+      },                                                   # before the softmax
       "fallback_model": "mura",                            # optional: an upper-limb study
                                                            # whose part is uncertain
       "abnormality_models": {
@@ -142,7 +143,9 @@ _TOP_OPTIONAL = {"metrics", "router", "init", "description", "fallback_model",
 _INPUT_KEYS = {"architecture", "input_size", "normalization", "channels", "resize",
                "weights", "sha256"}
 _ROUTER_REQUIRED = _INPUT_KEYS | {"class_names", "confidence_threshold"}
-_ROUTER_OPTIONAL = {"other_threshold"}
+_ROUTER_OPTIONAL = {"other_threshold", "class_bias"}
+#: Largest |class bias| a manifest may give a router class (a log-odds shift; e^8 ≈ 3000).
+MAX_CLASS_BIAS = 8.0
 _MODEL_REQUIRED = _INPUT_KEYS | {"threshold", "temperature", "cam_target_layer",
                                  "positive_label"}
 _MODEL_OPTIONAL = {"negative_label", "description", "doubt_threshold", "aggregation",
@@ -171,7 +174,10 @@ class RouterSpec:
 
     A part needs a study-mean probability of :attr:`confidence_threshold` to be taken as
     sure; ``OTHER`` needs :attr:`other_threshold` (None: the same) to refuse a study (see
-    :mod:`inference.routing`).
+    :mod:`inference.routing`). :attr:`class_bias` (one number per class, in
+    :attr:`class_names` order; None: none) is added to the logits before the softmax: a
+    prior correction fitted after training, so that rare classes are not swallowed by
+    their neighbours (``bench/router_stress.py --fit-bias``).
     """
 
     architecture: str
@@ -181,6 +187,17 @@ class RouterSpec:
     sha256: str
     confidence_threshold: float
     other_threshold: float | None = None
+    class_bias: tuple[float, ...] | None = None
+
+    def adjust_logits(self, logits: Any) -> Any:
+        """``logits`` (N, classes; a torch tensor or a numpy array) plus :attr:`class_bias`."""
+        if not self.class_bias:
+            return logits
+        if hasattr(logits, "new_tensor"):  # torch
+            return logits + logits.new_tensor(self.class_bias)
+        import numpy as np
+
+        return np.asarray(logits) + np.asarray(self.class_bias, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -480,10 +497,28 @@ def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
             if r.get("other_threshold") is not None:
                 other = _number(p, "router.other_threshold", r.get("other_threshold"), 0.0,
                                 1.0)
+            bias, bias_ok = None, True
+            raw_bias = r.get("class_bias")
+            if raw_bias is not None and names:
+                known = [n.strip().upper() for n in names]
+                if not (isinstance(raw_bias, dict) and all(
+                        isinstance(k, str) and k.strip().upper() in known
+                        for k in raw_bias)):
+                    p.add("router.class_bias", f"must be an object of router class → number "
+                                               f"(classes: {', '.join(known)}), got "
+                                               f"{raw_bias!r}")
+                    bias_ok = False
+                else:
+                    by = {k.strip().upper(): _number(p, f"router.class_bias.{k}", v,
+                                                     -MAX_CLASS_BIAS, MAX_CLASS_BIAS)
+                          for k, v in raw_bias.items()}
+                    bias_ok = not any(math.isnan(v) for v in by.values())
+                    bias = tuple(by.get(n, 0.0) for n in known)
             if (spec and arch and weights and sha and names and not math.isnan(conf)
-                    and not (other is not None and math.isnan(other))):
+                    and not (other is not None and math.isnan(other)) and bias_ok):
                 router = RouterSpec(arch, spec, tuple(n.strip().upper() for n in names),
-                                    weights, sha, conf, other)
+                                    weights, sha, conf, other,
+                                    bias if bias and any(bias) else None)
 
     models: dict[str, ModelSpec] = {}
     am = top.get("abnormality_models")

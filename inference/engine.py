@@ -513,7 +513,7 @@ class Engine:
             try:
                 with torch.inference_mode():
                     logits = router(batch)
-                probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+                probs = torch.softmax(spec.adjust_logits(logits.float()), dim=1).cpu().numpy()
             except Exception as exc:
                 raise InferenceError(
                     f"router model ({spec.architecture}) failed on "

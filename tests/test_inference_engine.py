@@ -520,3 +520,44 @@ def test_entries_sharing_a_weights_file_share_one_network(tmp_path):
     write_bundle(tmp_path / "shared", raw, states)
     engine = Engine(Bundle.load(tmp_path / "shared"), device="cpu")
     assert engine.model("a") is engine.model("b")
+
+
+@pytest.mark.parametrize("bias,part", [
+    # No bias: the network's own vote, HAND 0.55 over WRIST 0.45.
+    (None, "HAND"),
+    # The fitted prior correction lifts WRIST by e^0.5 (0.45·1.65 > 0.55): WRIST wins.
+    ({"WRIST": 0.5}, "WRIST"),
+    # A shift of HAND down does the same from the other side.
+    ({"HAND": -0.5}, "WRIST"),
+    # A shift too small to change the order changes nothing.
+    ({"WRIST": 0.1}, "HAND"),
+])
+def test_router_class_bias_is_added_before_the_softmax(tmp_path, bias, part):
+    def change(m):
+        if bias is not None:
+            m["router"]["class_bias"] = bias
+
+    b = make_bundle(tmp_path / "b", model_edit=constant_logit(0.0),
+                    router_edit=router_probs(HAND=0.55, WRIST=0.45))
+    rewrite_manifest(b.path, change)
+    result = Engine(Bundle.load(b.path), "cpu").analyze([ImageInput("x.png", image(72))],
+                                                        cams=False)
+    assert result.body_part == part and result.body_part_source == "router"
+
+
+@pytest.mark.parametrize("bias,problem", [
+    # A class the router does not have: a typo must not be ignored silently.
+    ({"WRISTS": 1.0}, "router.class_bias"),
+    # Not a number.
+    ({"WRIST": "1"}, "router.class_bias.WRIST"),
+    # A shift so large it would overrule the network whatever it sees.
+    ({"WRIST": 50.0}, "router.class_bias.WRIST"),
+    # A list instead of an object keyed by class.
+    ([0.0, 1.0], "router.class_bias"),
+])
+def test_a_bad_class_bias_is_refused_with_its_path(tmp_path, bias, problem):
+    b = make_bundle(tmp_path / "b")
+    rewrite_manifest(b.path, lambda m: m["router"].__setitem__("class_bias", bias))
+    with pytest.raises(BundleError) as err:
+        Bundle.load(b.path)
+    assert problem in str(err.value)

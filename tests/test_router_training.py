@@ -10,7 +10,9 @@ from inference.training.augment import STRESS_TRANSFORMS, DomainRandomize, conte
 from inference.training.router_fit import (
     decide,
     decision_key,
+    fit_class_bias,
     fit_router_thresholds,
+    mean_part_recall,
     routing_report,
 )
 from inference.training.train import balanced_weights
@@ -94,3 +96,29 @@ def test_uncertain_decisions_go_to_the_general_model():
     probs = np.array([[0.45, 0.40, 0.15], [0.9, 0.05, 0.05], [0.05, 0.05, 0.9]])
     keys = [decision_key(d) for d in decide(probs, CLASSES, 0.5, 0.8)]
     assert keys == ["UPPER (uncertain)", "HAND", "OTHER"]
+
+
+def test_class_bias_recovers_a_swallowed_rare_class():
+    # 60 HAND films (HAND logit +2) and 12 WRIST films the network also leans HAND on
+    # (HAND +1.0, WRIST +0.6): unbiased, every WRIST film is called HAND (mean part
+    # recall 0.5). A positive WRIST shift (or a negative HAND one) separates them.
+    rng = np.random.default_rng(0)
+    hand = np.stack([2 + rng.normal(0, 0.1, 60), rng.normal(0, 0.1, 60), np.full(60, -3.0)], 1)
+    wrist = np.stack([1 + rng.normal(0, 0.1, 12), 0.6 + rng.normal(0, 0.1, 12),
+                      np.full(12, -3.0)], 1)
+    logits = np.concatenate([hand, wrist])
+    labels = ["HAND"] * 60 + ["WRIST"] * 12
+    soft = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    assert mean_part_recall(soft, CLASSES, labels) == pytest.approx(0.5)
+    bias = fit_class_bias(logits, CLASSES, labels)
+    shifted = logits + np.array([bias.get(c, 0.0) for c in CLASSES])
+    soft = torch.softmax(torch.from_numpy(shifted), 1).numpy()
+    assert mean_part_recall(soft, CLASSES, labels) == pytest.approx(1.0)
+    assert bias.get("WRIST", 0.0) - bias.get("HAND", 0.0) > 0.4
+
+
+def test_class_bias_stays_zero_when_the_router_is_already_right():
+    # Well separated classes: any shift only adds penalty, so none is written.
+    logits = np.array([[3.0, 0.0, -3.0]] * 20 + [[0.0, 3.0, -3.0]] * 20 + [[-3, -3, 3.0]] * 20)
+    labels = ["HAND"] * 20 + ["WRIST"] * 20 + ["OTHER"] * 20
+    assert fit_class_bias(logits, CLASSES, labels) == {}

@@ -1016,6 +1016,7 @@ def evaluate_bundle(bundle_dir: str | os.PathLike[str], data_path: str | os.Path
         model_dir.mkdir(exist_ok=True)
         if key == "router":
             labels = [classes.index(router_class(x.part)) for x in scored]
+            logits = manifest.router.adjust_logits(logits)  # the class bias, as the engine
             report = router_report(scored, logits, classes, labels, resamples=resamples,
                                    seed=s)
             plot_confusion(report["confusion"], classes, model_dir / "confusion.png")

@@ -7,6 +7,11 @@ they cost (see :mod:`inference.routing`):
   Chosen as the lowest value that sends at most ``max_upper_to_other`` of the selection
   split's upper-limb films to ``OTHER`` (dropping a fracture is the worst error), so that
   as many non-upper-limb films as possible are still refused;
+* ``class_bias`` (optional, :func:`fit_class_bias`, fitted first) — one log-odds shift
+  per class added to the logits before the softmax, chosen to maximise the mean recall of
+  the parts (ARM and HUMERUS one part) on the selection split, with an L2 penalty that
+  keeps the shifts small. It undoes the prior the network learned from unequal, fuzzy
+  classes (rare WRIST and SHOULDER films were called HAND and HUMERUS);
 * ``confidence_threshold`` — the probability an upper-limb part needs to be taken as sure.
   Below it the study is still scored, with the bundle's general upper-limb threshold, and
   flagged "body part uncertain". Chosen as the lowest value at which the sure decisions
@@ -44,6 +49,53 @@ def decide(probs: np.ndarray, class_names: Sequence[str], confidence: float,
         out.append(study_part([], router_threshold=confidence, other_threshold=other,
                               router_probs=[p]))
     return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def mean_part_recall(probs: np.ndarray, class_names: Sequence[str], labels: Sequence[str],
+                     *, min_films: int = 5) -> float:
+    """Mean recall over the parts with at least ``min_films`` films, the part of a film
+    being the argmax of its class probabilities summed per part (as the engine votes)."""
+    parts = sorted({part_of(c) for c in class_names})
+    cols = np.array([[part_of(c) == q for c in class_names] for q in parts], dtype=float)
+    pred = np.array(parts, dtype=object)[(np.asarray(probs) @ cols.T).argmax(axis=1)]
+    truth = np.array([part_of(x) for x in labels], dtype=object)
+    recalls = [float(np.mean(pred[truth == q] == q)) for q in parts
+               if int(np.sum(truth == q)) >= min_films]
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def fit_class_bias(logits: np.ndarray, class_names: Sequence[str], labels: Sequence[str], *,
+                   penalty: float = 0.02, span: float = 2.0, steps: int = 41,
+                   sweeps: int = 4, min_films: int = 5) -> dict[str, float]:
+    """Per-class logit shifts (see the notes): coordinate search over ``[-span, span]``
+    (``steps`` values) maximising :func:`mean_part_recall` − ``penalty`` · Σ shift², a few
+    ``sweeps`` over the classes. Returns ``{class: shift}`` for the non-zero shifts."""
+    z = np.asarray(logits, dtype=np.float64)
+    bias = np.zeros(len(class_names))
+
+    def score(b: np.ndarray) -> float:
+        return (mean_part_recall(_softmax(z + b), class_names, labels, min_films=min_films)
+                - penalty * float(np.sum(b ** 2)))
+
+    best = score(bias)
+    for _ in range(sweeps):
+        moved = False
+        for j in range(len(class_names)):
+            for v in np.linspace(-span, span, steps):
+                trial = bias.copy()
+                trial[j] = v
+                value = score(trial)
+                if value > best + 1e-9:
+                    best, bias, moved = value, trial, True
+        if not moved:
+            break
+    return {c: round(float(b), 4) for c, b in zip(class_names, bias, strict=True) if b != 0}
 
 
 def fit_router_thresholds(probs: np.ndarray, class_names: Sequence[str],

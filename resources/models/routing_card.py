@@ -43,7 +43,14 @@ def section(stress: dict, fallback: dict) -> str:
         "study is flagged **\"body part disputed\"** with both; the reader's override "
         "always wins.",
         "",
-        "Both thresholds were fitted on the selection split "
+        *([("A per-class logit shift (`class_bias` in the manifest: "
+            + ", ".join(f"{k} {b:+.2f}" for k, b in stress["class_bias"].items())
+            + ") is added before the softmax: it undoes the prior the network learned from "
+            "unequal, fuzzy classes (rare WRIST and SHOULDER films were called HAND and "
+            "HUMERUS), chosen for the best mean recall over the parts with a penalty that "
+            "keeps the shifts small."), ""] if stress.get("class_bias") else []),
+        ("The shift and both thresholds were" if stress.get("class_bias") else
+         "Both thresholds were") + " fitted on the selection split "
         f"({stress['fitted_on_select']['n_films']} "
         "films: a 15% holdout of the training groups, never trained on): OTHER at the lowest "
         "value refusing at most 1% of its upper-limb films, the part threshold at the lowest "
@@ -96,7 +103,8 @@ def section(stress: dict, fallback: dict) -> str:
         f"{fallback['specificity']:.3f} there — fitted and measured on the same split, so "
         "optimistic, like the other per-part thresholds of this bundle).",
         "",
-        "Commands: `python bench/router_stress.py --bundle BUNDLE --fit` and "
+        "Commands: `python bench/router_stress.py --bundle BUNDLE --fit"
+        + (" --fit-bias" if stress.get("class_bias") else "") + "` and "
         "`python resources/models/fit_fallback.py BUNDLE` (see train_default.sh).",
         END,
     ]
