@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/cam_localization.py --bundle resources/models/fracatlas-lite0 \
+    python bench/cam_localization.py --bundle resources/models/fracatlas-lite0-384 \
         [--data ../shared/datasets/fracatlas] [--parts upper] [--seed 0]
 
 For every fractured validation image (the same split ``radview train`` used: FracAtlas

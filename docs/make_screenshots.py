@@ -2,7 +2,9 @@
 
     QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py [NAME ...]
 
-Names: ``not_supported`` (the out-of-scope knee sample, scored "not supported"),
+Names: ``demo`` (the sample hand study scored by the default bundle: boxes, maps, study
+flag — ``docs/demo_ai.png``), ``not_supported`` (the out-of-scope knee sample, scored
+"not supported"),
 ``one_by_one`` (a 1×1 layout after a two-view study), ``multiframe`` (a 10-frame image
 with its "frame 1 of 10" mark), ``uncertain`` (a study the router cannot place for sure:
 "body part uncertain"). The default bundle scores the samples; nothing leaves the machine.
@@ -68,6 +70,17 @@ def not_supported(tmp: Path) -> Path:
     return out
 
 
+def demo(tmp: Path) -> Path:
+    win = _window(tmp)
+    win.resize(1400, 900)
+    _wait(lambda: not win.session.discovering)
+    _open(win, [SAMPLES / "upper_limb_dicom"])
+    out = OUT / "demo_ai.png"
+    win.grab().save(str(out))
+    win.close()
+    return out
+
+
 def one_by_one(tmp: Path) -> Path:
     win = _window(tmp)
     _wait(lambda: not win.session.discovering)
@@ -110,7 +123,7 @@ def uncertain(tmp: Path, image: Path | None = None) -> Path:
 def main(names: list[str]) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     del app
-    jobs = {"not_supported": not_supported, "one_by_one": one_by_one,
+    jobs = {"demo": demo, "not_supported": not_supported, "one_by_one": one_by_one,
             "multiframe": multiframe, "uncertain": uncertain}
     for name in names or list(jobs):
         with tempfile.TemporaryDirectory() as tmp:

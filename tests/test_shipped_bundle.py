@@ -46,6 +46,14 @@ def test_predict_on_the_samples(shipped_bundle, capsys):
     # resources/samples/README.md): the shipped model must say so, not just say something.
     assert 0.0 <= hand["score"] <= 1.0
     assert hand["label"] == "fracture", hand
+    # ... and say where: on both views the best box is a solid "fracture" box whose centre
+    # lies in FracAtlas's own fracture box (IMG0003396/7, 373 × 454 px: x 0.490–0.593,
+    # y 0.317–0.368 of the film, fracture_boxes.csv).
+    for im in hand["images"]:
+        top = im["boxes"][0]
+        cx, cy = (top["x0"] + top["x1"]) / 2 / 373, (top["y0"] + top["y1"]) / 2 / 454
+        assert top["level"] == "fracture", im["boxes"]
+        assert 0.490 <= cx <= 0.593 and 0.317 <= cy <= 0.368, (cx, cy)
     knee = by_folder["out_of_scope_images"]
     assert not knee["supported"] and knee["score"] is None
     assert "not supported" in knee["reason"]
@@ -66,4 +74,6 @@ def test_demo_opens_scored(qtbot, shipped_bundle, tmp_path):
     result = sig.args[0]
     assert result is not None and result.supported and result.body_part == "HAND"
     assert all(v.cam is not None for v in win.grid.views)
+    # The boxes reach the views (they once stopped at the engine's result).
+    assert all(v.boxes and v.boxes[0]["level"] == "fracture" for v in win.grid.views)
     win.close()
