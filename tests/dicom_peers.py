@@ -24,8 +24,12 @@ DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
 def need(tool: str) -> str:
-    """Path of ``tool``, else skip (fail under CI) naming the Debian package."""
-    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/bin")
+    """Path of ``tool``, else skip (fail under CI) naming the Debian package.
+
+    The system's tools come first: pynetdicom installs its own ``storescu``/``findscu``
+    scripts into the virtual environment, which shadow DCMTK's (other options: ``-xs``
+    unknown) when the environment is activated."""
+    path = shutil.which(tool, path="/usr/sbin:/usr/bin") or shutil.which(tool)
     if path is None:
         package = {"dciodvfy": "dicom3tools", "Orthanc": "orthanc"}.get(tool, "dcmtk")
         message = f"{tool} not installed (Debian package {package}; .ci/run installs it)"

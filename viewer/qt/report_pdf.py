@@ -731,7 +731,8 @@ class _Layout:
                      "inversion, rotation and flip; zoom and pan are not applied). Right: the "
                      f"same view with the Grad-CAM heat map ({d.cmap} colours, low → high), "
                      "which shows the regions that most influenced the model's probability; "
-                     "it is not a localisation of findings.")
+                     "it is not a localisation of findings. Boxes, where drawn, come from "
+                     "the model's fracture box head: solid = fracture, dotted = doubt.")
         else:
             reason = "" if d.ai.scored else f": {d.ai.reason}"
             intro = ("Each view as displayed in radview (the reviewer's window/level, "
