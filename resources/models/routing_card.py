@@ -74,34 +74,49 @@ def section(stress: dict, fallback: dict) -> str:
         target = "≥ 0.70" if stat["n"] >= 15 else "(< 15 films: no target)"
         lines.append(f"| recall {part} | {_fmt(stat)} | {target} |")
     s = stress["stress"]
-    lines += [
-        "",
-        "Recall counts a film as right when the decided part is its label (an uncertain "
-        "decision counts with its best guess). ARM films count as HUMERUS.",
-        "",
-        "### Stress test (validation films, transformed at the router's input)",
-        "",
-        f"Routing decision (refused / which part's model / uncertain → general model) "
-        f"unchanged for **{s['upper_pairs_unchanged']:.3f}** of (upper-limb film, transform) "
-        f"pairs (target ≥ 0.95); {s['upper_films_unchanged_under_all']:.3f} of the "
-        f"{s['n_upper_films']} upper-limb films keep their decision under every transform. "
-        "Transforms marked *held out* were never used in training.",
-        "",
-        "| transform | upper-limb unchanged | upper-limb newly refused | OTHER unchanged |",
-        "|---|---|---|---|",
-    ]
-    for row in s["transforms"]:
-        name = row["transform"] + (" *(held out)*" if row["held_out"] else "")
-        lines.append(f"| {name} | {row['upper_unchanged']:.3f} | "
-                     f"{row['upper_newly_refused']:.3f} | {row['other_unchanged']:.3f} |")
+    if not s["transforms"]:
+        # `--transforms 0`: routing figures only. Say so instead of a vacuous "1.000".
+        lines += [
+            "",
+            "Recall counts a film as right when the decided part is its label (an uncertain "
+            "decision counts with its best guess). ARM films count as HUMERUS.",
+            "",
+            "### Stress test",
+            "",
+            "Not re-measured for this version: "
+            + stress.get("stress_note", "the stress bench was run without transforms.")
+            + "",
+        ]
+    else:
+        lines += [
+            "",
+            "Recall counts a film as right when the decided part is its label (an uncertain "
+            "decision counts with its best guess). ARM films count as HUMERUS.",
+            "",
+            "### Stress test (validation films, transformed at the router's input)",
+            "",
+            f"Routing decision (refused / which part's model / uncertain → general model) "
+            f"unchanged for **{s['upper_pairs_unchanged']:.3f}** of (upper-limb film, transform) "
+            f"pairs (target ≥ 0.95); {s['upper_films_unchanged_under_all']:.3f} of the "
+            f"{s['n_upper_films']} upper-limb films keep their decision under every transform. "
+            "Transforms marked *held out* were never used in training.",
+            "",
+            "| transform | upper-limb unchanged | upper-limb newly refused | OTHER unchanged |",
+            "|---|---|---|---|",
+        ]
+        for row in s["transforms"]:
+            name = row["transform"] + (" *(held out)*" if row["held_out"] else "")
+            lines.append(f"| {name} | {row['upper_unchanged']:.3f} | "
+                         f"{row['upper_newly_refused']:.3f} | {row['other_unchanged']:.3f} |")
     lines += [
         "",
         f"General upper-limb threshold `{fallback['model']}`: {fallback['threshold']:.3f} "
-        f"(Youden's J on the fracture model's {fallback['n_upper']} upper-limb validation "
+        f"(Youden's J on the fracture model's {fallback['n_upper']} upper-limb "
+        f"{'selection' if fallback.get('split') == 'select' else 'validation'} "
         f"films, {fallback['positives']} fractured; AUROC {fallback['auroc_upper']:.3f}, "
         f"sensitivity {fallback['sensitivity']:.3f}, specificity "
         f"{fallback['specificity']:.3f} there — fitted and measured on the same split, so "
-        "optimistic, like the other per-part thresholds of this bundle).",
+        "optimistic).",
         "",
         "Commands: `python bench/router_stress.py --bundle BUNDLE --fit"
         + (" --fit-bias" if stress.get("class_bias") else "") + "` and "

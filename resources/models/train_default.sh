@@ -40,10 +40,14 @@ OMP_NUM_THREADS=1 radview train --format fracatlas --data ../shared/datasets/fra
 # 2b. The router's class bias (a per-class logit shift: the network's prior gave WRIST
 #     and SHOULDER films to HAND and HUMERUS) and its two thresholds, fitted on the
 #     selection split; figures and the stress test on the validation split; the general
-#     upper-limb entry for uncertain routing; the model card's routing section.
-python bench/router_stress.py --bundle $OUT --fit --fit-bias --out data_cache/router_stress_v2.json
+#     upper-limb entry for uncertain routing; the model card's routing section. For 2.0.0
+#     the stress transforms were not re-run (--transforms 0: ~45 min on 2 cores, it did not
+#     finish in the session; the card says so and why) — drop `--transforms 0` for the
+#     full stress table.
+python bench/router_stress.py --bundle $OUT --fit --fit-bias --transforms 0 \
+  --out data_cache/router_figs_bias.json
 python resources/models/fit_fallback.py $OUT > data_cache/fallback-v2.json
-python resources/models/routing_card.py $OUT data_cache/router_stress_v2.json data_cache/fallback-v2.json
+python resources/models/routing_card.py $OUT data_cache/router_figs_bias.json data_cache/fallback-v2.json
 # 3. FracAtlas has no finger-only films, so training could not route FINGER; a FINGER
 #    study (from a DICOM tag or a MURA XR_FINGER folder) goes to the hand's model.
 python - "$OUT" <<'PY'
