@@ -99,7 +99,8 @@ def section(stress: dict, fallback: dict) -> str:
             f"unchanged for **{s['upper_pairs_unchanged']:.3f}** of (upper-limb film, transform) "
             f"pairs (target ≥ 0.95); {s['upper_films_unchanged_under_all']:.3f} of the "
             f"{s['n_upper_films']} upper-limb films keep their decision under every transform. "
-            "Transforms marked *held out* were never used in training.",
+            "Transforms marked *held out* were never used in training."
+            + (" " + stress["stress_note"] if stress.get("stress_note") else ""),
             "",
             "| transform | upper-limb unchanged | upper-limb newly refused | OTHER unchanged |",
             "|---|---|---|---|",

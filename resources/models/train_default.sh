@@ -41,8 +41,8 @@ OMP_NUM_THREADS=1 radview train --format fracatlas --data ../shared/datasets/fra
 #     and SHOULDER films to HAND and HUMERUS) and its two thresholds, fitted on the
 #     selection split; figures and the stress test on the validation split; the general
 #     upper-limb entry for uncertain routing; the model card's routing section. For 2.0.0
-#     the stress transforms were not re-run (--transforms 0: ~45 min on 2 cores, it did not
-#     finish in the session; the card says so and why) — drop `--transforms 0` for the
+#     the stress transforms were run separately and only the first 10 of 20 (~45 min for all
+#     on 2 cores; the card says so): `--transforms 10` without --fit; drop both for the
 #     full stress table.
 python bench/router_stress.py --bundle $OUT --fit --fit-bias --transforms 0 \
   --out data_cache/router_figs_bias.json
