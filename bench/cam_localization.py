@@ -51,6 +51,11 @@ def _boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
     return out
 
 
+def _inside(px: float, py: float, boxes) -> bool:
+    """Whether the point (fractions of the image) lies in one of ``boxes``."""
+    return any(x0 <= px <= x1 and y0 <= py <= y1 for x0, y0, x1, y1 in boxes)
+
+
 def _split_settings(bundle: Bundle) -> tuple[int, float]:
     """Seed and validation fraction the bundle was trained with (defaults 0, 0.2)."""
     raw = json.loads((bundle.path / "manifest.json").read_text(encoding="utf-8"))
@@ -106,8 +111,7 @@ def main() -> None:
         if boxes_shown:
             b0 = boxes_shown[0]
             cx, cy = (b0["x0"] + b0["x1"]) / 2 / cols_, (b0["y0"] + b0["y1"]) / 2 / rows_
-            top_hits.append(any(x0 <= cx <= x1 and y0 <= cy <= y1
-                                for x0, y0, x1, y1 in boxes[s.path.name]))
+            top_hits.append(_inside(cx, cy, boxes[s.path.name]))
         else:
             top_hits.append(False)
         any_box.append(bool(boxes_shown))
@@ -120,7 +124,7 @@ def main() -> None:
         y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
         fx, fy = (x + 0.5) / cam.shape[1], (y + 0.5) / cam.shape[0]
         bs = boxes[s.path.name]
-        hits.append(any(x0 <= fx <= x1 and y0 <= fy <= y1 for x0, y0, x1, y1 in bs))
+        hits.append(_inside(fx, fy, bs))
         # Distance to the nearest box in model-input pixels (the long side maps to size).
         h_, w_ = cam.shape
         scale = spec_size / max(h_, w_)
@@ -133,8 +137,7 @@ def main() -> None:
         gy, gx = np.mgrid[0:40, 0:40]
         grid = [((i + 0.5) / 40, (j + 0.5) / 40) for i, j in zip(gx.ravel(), gy.ravel(),
                                                                    strict=True)]
-        inside = [any(x0 <= px <= x1 and y0 <= py <= y1 for x0, y0, x1, y1 in bs)
-                  for px, py in grid]
+        inside = [_inside(px, py, bs) for px, py in grid]
         chance.append(float(np.mean(inside)))
         chance_near.append(float(np.mean([dist(px, py) <= tolerance for px, py in grid])))
     h = np.array(hits, float)

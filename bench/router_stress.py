@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -74,11 +75,13 @@ def main() -> int:
         print("the bundle has no router", file=sys.stderr)
         return 2
     model = bundle.load_model(spec, "cpu")
-    bias = np.asarray(spec.class_bias or np.zeros(len(spec.class_names)), dtype=np.float64)
 
-    def _probs(model, input_spec, arrays: list[np.ndarray]) -> np.ndarray:
-        z = _logits(model, input_spec, arrays)
-        return torch.softmax(torch.from_numpy(z + bias), dim=1).numpy()
+    def softmax(logits: np.ndarray) -> np.ndarray:
+        """Router probabilities as the engine computes them (class bias included)."""
+        return torch.softmax(spec.adjust_logits(torch.from_numpy(logits)), dim=1).numpy()
+
+    def _probs(arrays: list[np.ndarray]) -> np.ndarray:
+        return softmax(_logits(model, spec.input, arrays))
 
     data = load_samples(args.data, "fracatlas", block_size=50)
     splits = split_samples(data.samples, val_fraction=0.2, holdout=0.15, seed=0)
@@ -97,27 +100,29 @@ def main() -> int:
                   else spec.confidence_threshold}
     if args.fit:
         arrays, labels, conf = films(splits.select)
+        select_logits = _logits(model, spec.input, arrays)  # scored once, used three times
         path = Path(args.bundle) / "manifest.json"
         m = json.loads(path.read_text(encoding="utf-8"))
         if args.fit_bias:
-            fitted_bias = fit_class_bias(_logits(model, spec.input, arrays), classes, labels)
-            bias = np.array([fitted_bias.get(c, 0.0) for c in classes])
+            fitted_bias = fit_class_bias(select_logits, classes, labels)
+            spec = dataclasses.replace(spec, class_bias=tuple(
+                fitted_bias.get(c, 0.0) for c in classes) if fitted_bias else None)
             if fitted_bias:
                 m["router"]["class_bias"] = fitted_bias
             else:
                 m["router"].pop("class_bias", None)
             out["class_bias"] = fitted_bias
-        fitted = fit_router_thresholds(_probs(model, spec.input, arrays), classes, labels, conf)
+        select_probs = softmax(select_logits)
+        fitted = fit_router_thresholds(select_probs, classes, labels, conf)
         thresholds = fitted
         m["router"]["confidence_threshold"] = fitted["confidence_threshold"]
         m["router"]["other_threshold"] = fitted["other_threshold"]
         path.write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
         out["fitted_on_select"] = {"n_films": len(labels), **fitted}
-        out["select"] = routing_report(_probs(model, spec.input, arrays), classes, labels,
-                                       conf, fitted)
+        out["select"] = routing_report(select_probs, classes, labels, conf, fitted)
 
     arrays, labels, conf = films(splits.valid)
-    clean = _probs(model, spec.input, arrays)
+    clean = _probs(arrays)
     out["valid"] = routing_report(clean, classes, labels, conf, thresholds)
     base = [decision_key(d) for d in decide(clean, classes, thresholds["confidence_threshold"],
                                             thresholds["other_threshold"])]
@@ -128,7 +133,7 @@ def main() -> int:
     for i, t in enumerate(STRESS_TRANSFORMS[: args.transforms]):
         rng = np.random.default_rng(1000 + i)
         moved = [t.fn(a, rng) for a in arrays]
-        probs = _probs(model, spec.input, moved)
+        probs = _probs(moved)
         keys = [decision_key(d) for d in decide(probs, classes,
                                                 thresholds["confidence_threshold"],
                                                 thresholds["other_threshold"])]

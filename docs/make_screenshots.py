@@ -60,25 +60,25 @@ def _wait(cond, timeout_s: float = 120.0) -> None:
         app.processEvents()
 
 
-def not_supported(tmp: Path) -> Path:
+def _scored_shot(tmp: Path, paths, name: str, size: tuple[int, int] | None = None) -> Path:
+    """Open ``paths`` once the bundle is found, let the AI score them, save ``docs/name``."""
     win = _window(tmp)
+    if size:
+        win.resize(*size)
     _wait(lambda: not win.session.discovering)
-    _open(win, [SAMPLES / "out_of_scope_images"])
-    out = OUT / "not_supported.png"
+    _open(win, paths)
+    out = OUT / name
     win.grab().save(str(out))
     win.close()
     return out
+
+
+def not_supported(tmp: Path) -> Path:
+    return _scored_shot(tmp, [SAMPLES / "out_of_scope_images"], "not_supported.png")
 
 
 def demo(tmp: Path) -> Path:
-    win = _window(tmp)
-    win.resize(1400, 900)
-    _wait(lambda: not win.session.discovering)
-    _open(win, [SAMPLES / "upper_limb_dicom"])
-    out = OUT / "demo_ai.png"
-    win.grab().save(str(out))
-    win.close()
-    return out
+    return _scored_shot(tmp, [SAMPLES / "upper_limb_dicom"], "demo_ai.png", (1400, 900))
 
 
 def one_by_one(tmp: Path) -> Path:

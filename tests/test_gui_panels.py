@@ -129,9 +129,8 @@ NOT_SUPPORTED = ("not supported by this model: LEG (this bundle covers: HAND, WR
                  "FOREARM, ELBOW, HUMERUS, SHOULDER, ARM)")
 
 
-def test_not_supported_text_wraps_and_the_panel_keeps_its_width(qtbot):
-    # The unwrapped reason widened the dock to 620–820 px and shrank the image to 8–17 %
-    # zoom even at 1920×1080.
+def docked_panel(qtbot, size: tuple[int, int], views: list[str] | None = None):
+    """A shown main window with a ResultsPanel in its right dock, as the app has it."""
     window = QMainWindow()
     qtbot.addWidget(window)
     window.setCentralWidget(QWidget())
@@ -139,10 +138,18 @@ def test_not_supported_text_wraps_and_the_panel_keeps_its_width(qtbot):
     dock = QDockWidget("AI results")
     dock.setWidget(panel)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    window.resize(1920, 1080)
-    panel.clear(["IM0.dcm", "IM1.dcm"])
+    window.resize(*size)
+    if views is not None:
+        panel.clear(views)
     window.show()
     qtbot.waitExposed(window)
+    return window, dock, panel
+
+
+def test_not_supported_text_wraps_and_the_panel_keeps_its_width(qtbot):
+    # The unwrapped reason widened the dock to 620–820 px and shrank the image to 8–17 %
+    # zoom even at 1920×1080.
+    window, dock, panel = docked_panel(qtbot, (1920, 1080), ["IM0.dcm", "IM1.dcm"])
     before = (dock.width(), panel.sizeHint().width(), panel.minimumSizeHint().width())
     result = FakeResult(supported=False, reason=NOT_SUPPORTED, body_part="LEG",
                         body_part_source="router",
@@ -177,16 +184,7 @@ def test_verdict_model_and_reviewer_choices_fit_the_panel(qtbot):
     # the form and its second line was cut; "Heatmaps" and "Not reviewed" were cut at the
     # panel's width. Now the model has its own row and nothing asks for more width than
     # the panel has.
-    window = QMainWindow()
-    qtbot.addWidget(window)
-    window.setCentralWidget(QWidget())
-    panel = ResultsPanel()
-    dock = QDockWidget("AI results")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    window.resize(1400, 900)
-    window.show()
-    qtbot.waitExposed(window)
+    window, _dock, panel = docked_panel(qtbot, (1400, 900))
     result = FakeResult(supported=True, score=0.93, label="fracture", threshold=0.63,
                         model="fracture-hand", images=[FakeImage("a", 0.93)])
     result.flag, result.flag_text, result.doubt_threshold = "positive", "FRACTURE", 0.4

@@ -41,8 +41,7 @@ def main() -> int:
     bundle = Bundle.load(args.bundle)
     spec = bundle.manifest.abnormality_models["fracture"]
     model = bundle.load_model(spec, "cpu")
-    raw = json.loads((Path(args.bundle) / "manifest.json").read_text(encoding="utf-8"))
-    split = raw.get("metrics", {}).get("fracture", {}).get("split", {})
+    split = bundle.manifest.metrics.get("fracture", {}).get("split", {})
     holdout = float(split.get("holdout") or 0.0)
     data = load_samples(args.data, "fracatlas", block_size=int(split.get("block_size", 50)))
     splits = split_samples(data.samples, val_fraction=float(split.get("val_fraction", 0.2)),

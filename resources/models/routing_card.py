@@ -74,25 +74,18 @@ def section(stress: dict, fallback: dict) -> str:
         target = "≥ 0.70" if stat["n"] >= 15 else "(< 15 films: no target)"
         lines.append(f"| recall {part} | {_fmt(stat)} | {target} |")
     s = stress["stress"]
+    lines += [
+        "",
+        "Recall counts a film as right when the decided part is its label (an uncertain "
+        "decision counts with its best guess). ARM films count as HUMERUS.",
+        "",
+    ]
     if not s["transforms"]:
         # `--transforms 0`: routing figures only. Say so instead of a vacuous "1.000".
-        lines += [
-            "",
-            "Recall counts a film as right when the decided part is its label (an uncertain "
-            "decision counts with its best guess). ARM films count as HUMERUS.",
-            "",
-            "### Stress test",
-            "",
-            "Not re-measured for this version: "
-            + stress.get("stress_note", "the stress bench was run without transforms.")
-            + "",
-        ]
+        lines += ["### Stress test", "", "Not re-measured for this version: "
+                  + stress.get("stress_note", "the stress bench was run without transforms.")]
     else:
         lines += [
-            "",
-            "Recall counts a film as right when the decided part is its label (an uncertain "
-            "decision counts with its best guess). ARM films count as HUMERUS.",
-            "",
             "### Stress test (validation films, transformed at the router's input)",
             "",
             f"Routing decision (refused / which part's model / uncertain → general model) "

@@ -909,7 +909,7 @@ class MainWindow(QMainWindow):
             v.set_cam(None if im is None else im.cam)
             # Fracture boxes in the view (solid "fracture", dotted "doubt"): the engine
             # returned them, the views never received them (only DICOM SR findings did).
-            v.set_boxes(None if im is None else getattr(im, "boxes", None))
+            v.set_boxes(None if im is None else im.boxes)
             prob = None if im is None else im.probability
             v.set_ai_text("" if prob is None else f"AI {prob:.2f}")
         # every view gets a row: scored, or "not scored" with the reason
