@@ -60,7 +60,10 @@ Manifest (schema ``radview-bundle/1``)
             "kind": "dense_heatmap", "layer": "features.3", "channels": 40,
             "hidden": 64, "weights": "mura-boxes.safetensors", "sha256": "…",
             "threshold": 0.5,            # a box's peak heat → "fracture"
-            "doubt_threshold": 0.3       # a box's peak heat → "doubt" (boxes start here)
+            "doubt_threshold": 0.3,      # a box's peak heat → "doubt" (boxes start here)
+            "score_weight": 0.9,         # optional (≥ 0, default 0): the model's logit is
+            "score_offset": -0.4         # the classifier's + weight × the view's largest
+                                         # heat logit + offset (default 0)
           }
         }
       },
@@ -152,6 +155,9 @@ _MODEL_OPTIONAL = {"negative_label", "description", "doubt_threshold", "aggregat
                    "cam_method", "box_head"}
 _BOX_REQUIRED = {"kind", "layer", "channels", "hidden", "weights", "sha256", "threshold",
                  "doubt_threshold"}
+_BOX_OPTIONAL = {"score_weight", "score_offset"}
+#: Largest ``score_weight`` / |``score_offset``| a box head may declare (log-odds units).
+MAX_SCORE_TERM = 20.0
 #: Grad-CAM flavours a manifest may name (pytorch-grad-cam's GradCAM, LayerCAM).
 CAM_METHODS = ("gradcam", "layercam")
 _INIT_WEIGHTS = ("imagenet", "scratch")
@@ -213,13 +219,19 @@ class BoxHeadSpec:
     sha256: str
     threshold: float
     doubt_threshold: float
+    #: The model's logit is the classifier's logit + ``score_weight`` × the largest heat
+    #: logit of the view + ``score_offset`` (:func:`inference.boxes.attach_box_head`): the
+    #: box head's peak votes in the probability. 0, 0: the classifier alone.
+    score_weight: float = 0.0
+    score_offset: float = 0.0
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """One binary abnormality model (one output logit).
 
-    ``probability = sigmoid(logit / temperature)``; a study is :attr:`positive_label`
+    ``probability = sigmoid(logit / temperature)`` (the logit includes the box head's
+    score terms when :attr:`box_head` has them); a study is :attr:`positive_label`
     when its score (mean probability) is ``>= threshold``.
     """
 
@@ -419,7 +431,7 @@ def _weights_name(p: _Problems, path: str, value: Any) -> str:
 def _box_head(p: _Problems, path: str, value: Any) -> BoxHeadSpec | None:
     from inference.boxes import BOX_KINDS
 
-    b = _obj(p, path, value, _BOX_REQUIRED)
+    b = _obj(p, path, value, _BOX_REQUIRED, _BOX_OPTIONAL)
     if b is None:
         return None
     before = len(p.items)
@@ -439,9 +451,14 @@ def _box_head(p: _Problems, path: str, value: Any) -> BoxHeadSpec | None:
     high = _number(p, f"{path}.threshold", b.get("threshold"), 0.0, 1.0)
     low = _number(p, f"{path}.doubt_threshold", b.get("doubt_threshold"), 0.0,
                   high if not math.isnan(high) else 1.0)
+    weight = _number(p, f"{path}.score_weight", b.get("score_weight", 0.0), 0.0,
+                     MAX_SCORE_TERM)
+    offset = _number(p, f"{path}.score_offset", b.get("score_offset", 0.0), -MAX_SCORE_TERM,
+                     MAX_SCORE_TERM)
     if len(p.items) != before:
         return None
-    return BoxHeadSpec(kind, layer, sizes[0], sizes[1], weights, sha, high, low)
+    return BoxHeadSpec(kind, layer, sizes[0], sizes[1], weights, sha, high, low, weight,
+                       offset)
 
 
 def _parse(raw: Any, where: str) -> tuple[Manifest | None, list[str]]:
@@ -885,8 +902,10 @@ class Bundle:
                 for k, v in tensors.items()}
 
     def load_model(self, spec: ModelSpec | RouterSpec, device: Any = "cpu"):
-        """Build ``spec``'s architecture, load its weights (strict), move it to ``device``,
-        and return it in eval mode with gradients off for its parameters."""
+        """Build ``spec``'s architecture, load its weights (strict), attach its box head
+        (when it has one: the model's logit then includes the head's score terms, and
+        ``model.box_heat`` holds the last heat logits), move it to ``device``, and return it
+        in eval mode with gradients off for its parameters."""
         import torch
 
         from inference.models import build_model
@@ -907,6 +926,18 @@ class Bundle:
         if unset:
             raise BundleError(self.path, f"{spec.weights}: {spec.architecture} has tensors "
                                          f"not in the file: {unset[:3]}")
+        box = getattr(spec, "box_head", None)
+        if box is not None:
+            from inference.boxes import attach_box_head, build_box_head
+
+            head = build_box_head(box.kind, box.channels, box.hidden)
+            try:
+                head.load_state_dict(self.state_dict(box.weights, box.sha256), strict=True)
+            except RuntimeError as exc:
+                raise BundleError(self.path, f"{box.weights}: does not fit a {box.kind} head "
+                                             f"of {box.channels}→{box.hidden} ({exc})") from None
+            attach_box_head(model, box.layer, head, score_weight=box.score_weight,
+                            score_offset=box.score_offset)
         model.to(device).eval()
         for param in model.parameters():
             param.requires_grad_(False)

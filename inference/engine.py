@@ -18,7 +18,9 @@ polled between them and :class:`~inference.errors.Cancelled` raised when it turn
 4. **score**: the study's images in batches of at most :attr:`Engine.max_batch`, one
    forward pass per batch; with CAMs, the same pass also gives Grad-CAM maps
    (:class:`inference.gradcam.CamRunner`: one backward pass through the head only).
-   ``probability = sigmoid(logit / temperature)``.
+   ``probability = sigmoid(logit / temperature)``, where a model with a box head whose
+   manifest gives score terms has the head's peak in its logit
+   (:func:`inference.boxes.attach_box_head`), so the maps explain that logit too.
 5. **map**: each CAM back onto its image's own pixel grid
    (:func:`inference.preprocess.cam_to_image`), and each box-head heatmap into boxes in
    image pixels (:func:`inference.boxes.heat_boxes`).
@@ -282,28 +284,15 @@ class Engine:
         if name not in self._models:
             spec = self.bundle.manifest.abnormality_models[name]
             box = spec.box_head
-            key = (spec.architecture, spec.weights, spec.sha256,
-                   (box.weights, box.sha256, box.layer) if box else None)
+            key = (spec.architecture, spec.weights, spec.sha256, box)
             if key not in self._networks:
                 start = time.perf_counter()
+                # With a box head, load_model attaches it (and its score terms).
                 self._networks[key] = self.bundle.load_model(spec, self.device)
-                if box is not None:
-                    self._attach_box_head(self._networks[key], spec)
                 log.info("loaded model %s (%s) in %.0f ms", name, spec.architecture,
                          (time.perf_counter() - start) * 1000)
             self._models[name] = self._networks[key]
         return self._models[name]
-
-    def _attach_box_head(self, model: nn.Module, spec: ModelSpec) -> None:
-        from inference.boxes import attach_box_head, build_box_head
-
-        box = spec.box_head
-        head = build_box_head(box.kind, box.channels, box.hidden)
-        head.load_state_dict(self.bundle.state_dict(box.weights, box.sha256), strict=True)
-        head.to(self.device).eval()
-        for param in head.parameters():
-            param.requires_grad_(False)
-        attach_box_head(model, box.layer, head)
 
     def router(self) -> nn.Module | None:
         """The router model, loaded on first use; None when the bundle has none."""

@@ -6,6 +6,9 @@
   levels; padding never becomes a box;
 * the manifest's ``box_head`` (its own safetensors file, sha256, tensors checked) and the
   engine's per-image ``boxes``;
+* the head's score terms: the model's logit plus ``score_weight`` × the peak heat logit plus
+  ``score_offset`` (``box_head.score_*``), the same through :meth:`Bundle.load_model` and
+  the engine, with maps; their fit (:func:`inference.training.boxfit.fit_heat_stack`);
 * a tiny ``radview train`` run with FracAtlas boxes makes a bundle with a box head that
   ``radview predict``'s engine loads (the path end to end).
 """
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from inference.engine import Engine, ImageInput
 from inference.errors import BundleError
 from inference.models import build_model
 from inference.preprocess import InputSpec
+from inference.training.boxfit import fit_heat_stack
 
 SQUARE = InputSpec(size=(64, 64), resize="letterbox")
 
@@ -83,6 +88,29 @@ def test_heat_boxes_in_image_pixels_best_first(shape, expected):
     assert [b["score"] for b in boxes] == pytest.approx([0.9, 0.35], abs=1e-4)
 
 
+CORES = [
+    # (heat cells (row, col, heat) on an 8 × 8 map, expected box (x0, y0, x1, y1) on 64 × 64)
+    # A peak with a long weak tail at the doubt level: the box is the core around the peak
+    # (cells ≥ half the peak), not the whole tail.
+    # Centroid column (0.9·2.5 + 0.8·3.5) / 1.7 = 2.97 cells, two cells wide: 15.8–31.8 px.
+    ([(2, 2, 0.9), (2, 3, 0.8), (2, 4, 0.35), (2, 5, 0.35), (2, 6, 0.35)], (15, 16, 32, 24)),
+    # A core of unequal cells leans towards the hotter one: centroid column
+    # (0.9·1.5 + 0.45·2.5) / 1.35 = 1.83 cells, two cells wide: 6.7–22.7 px.
+    ([(4, 1, 0.9), (4, 2, 0.45)], (6, 32, 23, 40)),
+    # Uniform heat: the core is the whole component (the extent, as before).
+    ([(5, 5, 0.6), (5, 6, 0.6), (6, 5, 0.6), (6, 6, 0.6)], (40, 40, 56, 56)),
+]
+
+
+@pytest.mark.parametrize(("cells", "expected"), CORES)
+def test_a_box_is_the_core_of_its_component(cells, expected):
+    heat = np.zeros((8, 8), dtype=np.float32)
+    for r, c, v in cells:
+        heat[r, c] = v
+    (b,) = heat_boxes(heat, SQUARE, (64, 64), threshold=0.5, doubt_threshold=0.3)
+    assert (b["x0"], b["y0"], b["x1"], b["y1"]) == expected
+
+
 def test_heat_in_letterbox_padding_is_no_box():
     # A 32 × 64 image fills rows 16–47 of the 64 × 64 input: heat in rows 0–15 is padding.
     heat = np.zeros((8, 8), dtype=np.float32)
@@ -106,13 +134,15 @@ def test_mask_to_boxes_round_trip():
 # ---------------------------------------------------------------- bundle and engine
 
 
-def _bundle_with_head(root: Path, *, head_bias: float = 3.0, break_head: bool = False):
+def _bundle_with_head(root: Path, *, head_bias: float = 3.0, break_head: bool = False,
+                      score: dict | None = None):
     data = manifest_dict(router_classes=None, threshold=0.0)
     model = data["abnormality_models"]["mura"]
     model["doubt_threshold"] = 0.0
     model["box_head"] = {"kind": "dense_heatmap", "layer": "layer3", "channels": 256,
                          "hidden": 8, "weights": "mura-boxes.safetensors",
-                         "sha256": "0" * 64, "threshold": 0.5, "doubt_threshold": 0.3}
+                         "sha256": "0" * 64, "threshold": 0.5, "doubt_threshold": 0.3,
+                         **(score or {})}
     torch.manual_seed(0)
     head = DenseHeatmapHead(256 if not break_head else 128, 8)
     with torch.no_grad():
@@ -156,6 +186,76 @@ def test_attached_head_travels_in_the_state_dict_and_splits_off():
     main, head = split_state(model.state_dict())
     assert set(head) == set(DenseHeatmapHead(256, 8).state_dict())
     build_model("resnet18", 1).load_state_dict(main, strict=True)
+
+
+SCORE_TERMS = [
+    # (box_head score fields, expected addition to the classifier's logit, or an error)
+    ({}, 0.0),                                         # absent: the classifier alone
+    ({"score_weight": 0.5, "score_offset": -1.0}, 0.5),  # 0.5 × peak 3.0 − 1.0
+    ({"score_offset": 0.25}, 0.25),                    # an offset alone applies too
+    ({"score_weight": -0.5}, "score_weight"),          # a head that votes against: refused
+    ({"score_offset": 50.0}, "score_offset"),          # past the log-odds bound: refused
+    ({"score_weight": "1"}, "score_weight"),           # a string is not a number
+]
+
+
+@pytest.mark.parametrize("score,expected", SCORE_TERMS)
+def test_head_score_terms_enter_the_logit(tmp_path, score, expected):
+    if isinstance(expected, str):
+        with pytest.raises(BundleError, match=f"box_head.{expected}"):
+            _bundle_with_head(tmp_path / "b", score=score)
+        return
+    bundle = _bundle_with_head(tmp_path / "b", score=score)
+    spec = bundle.manifest.abnormality_models["mura"]
+    bare = dataclasses.replace(spec, box_head=dataclasses.replace(
+        spec.box_head, score_weight=0.0, score_offset=0.0))
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 3, 64, 64)).astype("f4"))
+    with torch.inference_mode():
+        plain = bundle.load_model(bare, "cpu")(x)[:, 0]
+        stacked = bundle.load_model(spec, "cpu")(x)[:, 0]
+    # The head's heat logit is its bias (3.0) in every cell, so the peak is 3.0.
+    torch.testing.assert_close(stacked - plain, torch.full((2,), expected), atol=1e-5,
+                               rtol=0)
+    # The engine's probability is sigmoid(stacked logit / T), with maps and boxes too.
+    pixels = np.random.default_rng(0).integers(0, 256, (80, 60), dtype=np.uint8)
+    result = Engine(bundle, "cpu").analyze([ImageInput("a.png", pixels, path_part="HAND")],
+                                           cams=True)
+    with torch.inference_mode():
+        from inference.preprocess import prepare_batch
+
+        z = float(bundle.load_model(spec, "cpu")(prepare_batch([pixels], spec.input))[0, 0])
+    assert result.images[0].probability == pytest.approx(
+        1 / (1 + np.exp(-z / spec.temperature)), abs=1e-6)
+    assert result.images[0].cam is not None and result.images[0].boxes
+
+
+def _stack_data(n: int, a: float, b: float, c: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    z, m = rng.normal(0, 2, n), rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(a * z + b * m + c)))).astype(int)
+    return z, m, y
+
+
+def test_fit_heat_stack_recovers_the_generating_model():
+    # 20,000 films drawn from p = sigmoid(0.5·z + 0.8·m − 1): the fit returns it in the
+    # bundle's form (T = 1/a, weight b/a, offset c/a) within sampling error.
+    fit = fit_heat_stack(*_stack_data(20_000, 0.5, 0.8, -1.0))
+    assert fit["temperature"] == pytest.approx(2.0, rel=0.08)
+    assert fit["score_weight"] == pytest.approx(1.6, rel=0.08)
+    assert fit["score_offset"] == pytest.approx(-2.0, rel=0.1)
+
+
+STACK_REFUSED = [
+    # (why the classifier's own calibration stays, data)
+    ("one class only", (np.zeros(50), np.zeros(50), np.zeros(50, int))),
+    ("a single positive", (np.arange(50.0), np.arange(50.0), np.eye(1, 50, 49, int)[0])),
+    ("the peak votes against fractures", _stack_data(5_000, 0.8, -0.7, 0.0)),
+]
+
+
+@pytest.mark.parametrize("why,data", STACK_REFUSED, ids=[w for w, _ in STACK_REFUSED])
+def test_fit_heat_stack_declines(why, data):
+    assert fit_heat_stack(*data) is None
 
 
 # ------------------------------------------------------------------- end to end

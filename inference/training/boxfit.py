@@ -107,3 +107,48 @@ def box_metrics(heat: np.ndarray, rows: Sequence[int], boxes: dict[int, list],
                                          for lvl, c in counts.items()},
         "threshold": round(threshold, 6), "doubt_threshold": round(doubt_threshold, 6),
     }
+
+
+def fit_heat_stack(logits: np.ndarray, peaks: np.ndarray, labels: np.ndarray
+                   ) -> dict[str, float] | None:
+    """Calibration that lets the box head's peak vote: ``p = sigmoid(a·z + b·m + c)``.
+
+    ``z`` is the classifier's logit, ``m`` the largest heat logit of the view (the head's
+    peak, before the sigmoid). Logistic regression on the selection split (a 2-feature
+    Platt scaling); returned in the form the bundle stores it (:class:`inference.bundle.
+    BoxHeadSpec` and the entry's temperature): the model's logit becomes
+    ``z + (b/a)·m + c/a`` and the temperature ``1/a``, so ``sigmoid(logit / T)`` is ``p``.
+
+    Returns
+    -------
+    dict or None
+        ``{"temperature", "score_weight", "score_offset"}``; None when there is nothing to
+        fit (one class, fewer than 2 positives or negatives) or when the fit does not give
+        the head a positive weight over a classifier with a positive slope (then the
+        classifier's own calibration stays).
+    """
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    m = np.asarray(peaks, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if min(int(y.sum()), int((1 - y).sum())) < 2:
+        return None
+    x = torch.as_tensor(np.stack([z, m], axis=1))
+    t = torch.as_tensor(y)
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    c = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, c], lr=0.5, max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        # A touch of L2 on the slopes keeps a separable selection split finite.
+        loss = (nn.functional.binary_cross_entropy_with_logits(x @ w + c, t)
+                + 1e-4 * (w ** 2).sum())
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    a, b = (float(v) for v in w.detach())
+    offset = float(c.detach())
+    if not (all(math.isfinite(v) for v in (a, b, offset)) and a > 1e-3 and b > 0):
+        return None
+    return {"temperature": 1.0 / a, "score_weight": b / a, "score_offset": offset / a}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How resources/models/fracatlas-lite0-384 (the default bundle, 2.0.0) was made. Run from
+# How resources/models/fracatlas-lite0-384 (the default bundle, 2.1.0) was made. Run from
 # the repository root with the FracAtlas subset at ../shared/datasets/fracatlas; ~3.5 h on
 # a 2-core CPU. Deterministic (seed 0), but CPU kernels may differ in the last digits.
 set -euxo pipefail
@@ -46,6 +46,15 @@ OMP_NUM_THREADS=1 radview train --format fracatlas --data ../shared/datasets/fra
 #     full stress table.
 python bench/router_stress.py --bundle $OUT --fit --fit-bias --transforms 0 \
   --out data_cache/router_figs_bias.json
+# 2c. (2.1.0) The box head's peak votes in the fracture probability: logistic regression
+#     of the label on the classifier's logit and the head's largest heat logit, fitted on
+#     the upper-limb films of the selection split (the films the routing scores), stored as
+#     box_head.score_weight/score_offset and the temperature; the threshold and the DOUBT
+#     edge refitted on the same films; the validation figures measured again and the
+#     model card's fracture section brought up to date. Then the general upper-limb entry
+#     (which copies the model's calibration).
+python resources/models/fit_stack.py $OUT --version 2.1.0 > data_cache/stack-2.1.json
+python resources/models/stack_card.py $OUT
 python resources/models/fit_fallback.py $OUT > data_cache/fallback-v2.json
 python resources/models/routing_card.py $OUT data_cache/router_figs_bias.json data_cache/fallback-v2.json
 # 3. FracAtlas has no finger-only films, so training could not route FINGER; a FINGER
