@@ -16,7 +16,11 @@
    :data:`inference.training.augment.STRESS_TRANSFORMS` (fixed strength; four of them never
    used in training); the share of films whose routing decision (refused / which part's
    model / uncertain → general model) changes, per transform, for upper-limb and OTHER
-   films, and whether a scored upper-limb film becomes refused.
+   films, and whether a scored upper-limb film becomes refused. Also the share whose
+   **scoring** does not change: refused or not, and when scored, the same weights,
+   calibration, threshold and DOUBT edge (the bundle's routing table and fallback entry
+   decide; two parts that share an entry score a film identically, so a HAND↔WRIST flip
+   changes the part shown, not the probability or the flag).
 """
 
 from __future__ import annotations
@@ -126,18 +130,41 @@ def main() -> int:
     out["valid"] = routing_report(clean, classes, labels, conf, thresholds)
     base = [decision_key(d) for d in decide(clean, classes, thresholds["confidence_threshold"],
                                             thresholds["other_threshold"])]
+    manifest = bundle.manifest
+
+    def scoring_key(d) -> tuple:
+        """What scores the film: nothing (refused or no entry), else the entry's weights,
+        calibration, threshold and DOUBT edge."""
+        if d.part == OTHER:
+            return (OTHER,)
+        name = (manifest.fallback_model if d.uncertain and manifest.fallback_model
+                else manifest.routing.get(str(d.part)))
+        if name is None:
+            return ("unsupported",)
+        e = manifest.abnormality_models[name]
+        return (e.sha256, e.box_head, e.temperature, e.threshold, e.doubt_threshold)
+
+    base_scoring = [scoring_key(d) for d in decide(clean, classes,
+                                                   thresholds["confidence_threshold"],
+                                                   thresholds["other_threshold"])]
     upper = np.array([part_of(x) != OTHER for x in labels])
     rows = []
     changed_upper_any = np.zeros(len(arrays), bool)
     pairs_upper, pairs_upper_changed = 0, 0
+    scoring_changed_any = np.zeros(len(arrays), bool)
+    pairs_upper_rescored = 0
     for i, t in enumerate(STRESS_TRANSFORMS[: args.transforms]):
         rng = np.random.default_rng(1000 + i)
         moved = [t.fn(a, rng) for a in arrays]
         probs = _probs(moved)
-        keys = [decision_key(d) for d in decide(probs, classes,
-                                                thresholds["confidence_threshold"],
-                                                thresholds["other_threshold"])]
+        decided = decide(probs, classes, thresholds["confidence_threshold"],
+                         thresholds["other_threshold"])
+        keys = [decision_key(d) for d in decided]
         changed = np.array([a != b for a, b in zip(base, keys, strict=True)])
+        rescored = np.array([a != scoring_key(d) for a, d in
+                             zip(base_scoring, decided, strict=True)])
+        scoring_changed_any |= rescored & upper
+        pairs_upper_rescored += int((rescored & upper).sum())
         dropped = np.array([b != OTHER and k == OTHER for b, k in zip(base, keys, strict=True)])
         changed_upper_any |= changed & upper
         pairs_upper += int(upper.sum())
@@ -146,12 +173,17 @@ def main() -> int:
             "transform": t.name, "held_out": t.held_out,
             "upper_unchanged": round(1 - float(changed[upper].mean()), 4),
             "upper_newly_refused": round(float(dropped[upper].mean()), 4),
+            "upper_scoring_unchanged": round(1 - float(rescored[upper].mean()), 4),
             "other_unchanged": round(1 - float(changed[~upper].mean()), 4),
         })
     out["stress"] = {
         "transforms": rows,
         "upper_pairs_unchanged": round(1 - pairs_upper_changed / max(pairs_upper, 1), 4),
         "upper_films_unchanged_under_all": round(1 - float(changed_upper_any[upper].mean()), 4),
+        "upper_pairs_scoring_unchanged": round(1 - pairs_upper_rescored / max(pairs_upper, 1),
+                                               4),
+        "upper_films_scoring_unchanged_under_all": round(
+            1 - float(scoring_changed_any[upper].mean()), 4),
         "n_upper_films": int(upper.sum()),
     }
     out["seconds"] = round(time.perf_counter() - started, 1)
