@@ -32,6 +32,7 @@ from viewer.report import (
     ViewSnapshot,
     default_filename,
     gather,
+    headline_metrics,
     identifiers,
     orient,
     scrub,
@@ -386,6 +387,37 @@ def test_unknown_agreement_is_refused(study_dir):
     assert AGREEMENTS == ("agree", "disagree", "not reviewed")
     with pytest.raises(ValueError, match="agreement must be one of"):
         gather(study, patient, snaps, agreement="maybe")
+
+
+HEADLINES = [
+    # (bundle metrics, expected first rows of the report's "Headline metrics")
+    # radview train's figures: validation AUROC and the rest with their 95% CIs come
+    # before the bookkeeping (task, epochs, …) that used to fill the 12 rows.
+    ({"fracture": {"task": "abnormality", "epochs": 7, "evaluated_on": "valid",
+                   "study_auroc": {"value": 0.94246, "ci": [0.9176, 0.963]},
+                   "ece_after": 0.0224}},
+     [("fracture.evaluated_on", "valid"),
+      ("fracture.study_auroc", "0.942 (95% CI 0.918–0.963)"),
+      ("fracture.ece_after", "0.0224"), ("fracture.task", "abnormality"),
+      ("fracture.epochs", "7")]),
+    # A hand-written manifest with flat numbers: shown as they are.
+    ({"valid_auc": 0.873, "valid_kappa": 0.61},
+     [("valid_auc", "0.873"), ("valid_kappa", "0.61")]),
+    # A value without an interval is still a number.
+    ({"router": {"accuracy": {"value": 0.9234}}}, [("router.accuracy", "0.923")]),
+]
+
+
+@pytest.mark.parametrize(("metrics", "expected"), HEADLINES)
+def test_headline_metrics_lead_with_the_validation_figures(metrics, expected):
+    assert headline_metrics(metrics)[:len(expected)] == expected
+
+
+def test_headline_metrics_are_capped():
+    # A bundle with many models and figures keeps the report's table short.
+    many = {f"m{i}": {"study_auroc": {"value": 0.5, "ci": [0.4, 0.6]}, "n_studies": 10}
+            for i in range(10)}
+    assert len(headline_metrics(many)) == 12
 
 
 # --------------------------------------------------------------------------- the PDF

@@ -506,6 +506,43 @@ def _flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> list[tuple[st
     return rows
 
 
+#: Figures a reader looks for first, per model of a bundle's metrics (radview train's keys),
+#: in this order; the rest of a model's metrics follow.
+_HEADLINE = ("evaluated_on", "study_auroc", "study_sensitivity", "study_specificity",
+             "ece_after", "accuracy", "accuracy_confidence_hm", "n_studies", "n_images")
+
+
+def _with_ci(value: Any) -> str | None:
+    """``{"value", "ci": [low, high]}`` as "0.942 (95% CI 0.918–0.963)"; None otherwise."""
+    if isinstance(value, dict) and isinstance(value.get("value"), (int, float)):
+        ci = value.get("ci")
+        text = f"{value['value']:.3f}"
+        if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
+                isinstance(v, (int, float)) for v in ci):
+            text += f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})"
+        return text
+    return None
+
+
+def headline_metrics(metrics: dict[str, Any], limit: int = 12) -> list[tuple[str, str]]:
+    """The report's headline rows: for each model (a dict of radview train's figures), its
+    validation figures with their intervals first, then everything else flattened; at most
+    ``limit`` rows."""
+    rows: list[tuple[str, str]] = []
+    rest: list[tuple[str, str]] = []
+    for model, figures in metrics.items():
+        if not isinstance(figures, dict):
+            rest += _flatten_metrics({model: figures})
+            continue
+        for key in _HEADLINE:
+            if key in figures:
+                value = figures[key]
+                rows.append((f"{model}.{key}", _with_ci(value) or _metric_text(value)))
+        rest += _flatten_metrics({k: v for k, v in figures.items() if k not in _HEADLINE},
+                                 f"{model}.")
+    return (rows + rest)[:limit]
+
+
 def bundle_summary(manifest: Manifest, folder: str | os.PathLike[str] = "") -> BundleSummary:
     """The report's bundle section from a validated manifest."""
     models: list[tuple[str, str]] = []
@@ -524,7 +561,7 @@ def bundle_summary(manifest: Manifest, folder: str | os.PathLike[str] = "") -> B
         license=manifest.license, intended_use=manifest.intended_use,
         training_data=td.description, citation=td.citation,
         description=manifest.description,
-        metrics=_flatten_metrics(dict(manifest.metrics))[:12], models=models,
+        metrics=headline_metrics(dict(manifest.metrics)), models=models,
         weights=list(manifest.weights_files))
 
 
