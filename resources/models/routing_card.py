@@ -1,9 +1,12 @@
 """Write the routing section of a bundle's model card from the router stress bench.
 
-    python resources/models/routing_card.py BUNDLE_DIR STRESS.json FALLBACK.json
+    python resources/models/routing_card.py BUNDLE_DIR STRESS.json FALLBACK.json [TRANSFORMS.json]
 
 ``STRESS.json`` is what ``bench/router_stress.py --fit`` printed, ``FALLBACK.json`` what
-``resources/models/fit_fallback.py`` printed. Writes ``card/routing.md`` and replaces the
+``resources/models/fit_fallback.py`` printed; ``TRANSFORMS.json``, when given, a later run
+of the bench without ``--fit`` (e.g. all stress transforms on the finished bundle) whose
+stress table replaces the first one's (its routing figures must be the same: same router,
+same thresholds). Writes ``card/routing.md`` and replaces the
 ``## Routing`` section of ``MODEL_CARD.md`` (appended when absent).
 """
 
@@ -94,14 +97,28 @@ def section(stress: dict, fallback: dict) -> str:
             f"{s['n_upper_films']} upper-limb films keep their decision under every transform. "
             "Transforms marked *held out* were never used in training."
             + (" " + stress["stress_note"] if stress.get("stress_note") else ""),
+        ]
+        scoring = "upper_pairs_scoring_unchanged" in s
+        if scoring:
+            lines += [
+                "",
+                f"**Scoring** unchanged (refused or not; when scored, the same weights, "
+                f"calibration, threshold and DOUBT edge — parts that share an entry score a "
+                f"film identically, so a HAND ↔ WRIST flip changes the part shown, not the "
+                f"probability or the flag) for **{s['upper_pairs_scoring_unchanged']:.3f}** "
+                f"of the pairs; {s['upper_films_scoring_unchanged_under_all']:.3f} of the "
+                f"upper-limb films are scored the same under every transform."]
+        lines += [
             "",
-            "| transform | upper-limb unchanged | upper-limb newly refused | OTHER unchanged |",
-            "|---|---|---|---|",
+            "| transform | upper-limb unchanged | upper-limb newly refused | OTHER unchanged |"
+            + (" upper-limb scoring unchanged |" if scoring else ""),
+            "|---|---|---|---|" + ("---|" if scoring else ""),
         ]
         for row in s["transforms"]:
             name = row["transform"] + (" *(held out)*" if row["held_out"] else "")
             lines.append(f"| {name} | {row['upper_unchanged']:.3f} | "
-                         f"{row['upper_newly_refused']:.3f} | {row['other_unchanged']:.3f} |")
+                         f"{row['upper_newly_refused']:.3f} | {row['other_unchanged']:.3f} |"
+                         + (f" {row['upper_scoring_unchanged']:.3f} |" if scoring else ""))
     lines += [
         "",
         f"General upper-limb threshold `{fallback['model']}`: {fallback['threshold']:.3f} "
@@ -123,6 +140,14 @@ def section(stress: dict, fallback: dict) -> str:
 def main() -> int:
     bundle, stress_path, fallback_path = (Path(a) for a in sys.argv[1:4])
     stress = json.loads(stress_path.read_text(encoding="utf-8"))
+    if len(sys.argv) > 4:
+        later = json.loads(Path(sys.argv[4]).read_text(encoding="utf-8"))
+        if later["valid"]["recall"] != stress["valid"]["recall"]:
+            print(f"{sys.argv[4]}: its routing figures differ from {stress_path}'s (another "
+                  f"router or other thresholds)", file=sys.stderr)
+            return 2
+        stress = {**stress, "stress": later["stress"]}
+        stress.pop("stress_note", None)
     fallback = json.loads(fallback_path.read_text(encoding="utf-8"))
     text = section(stress, fallback)
     (bundle / "card").mkdir(exist_ok=True)

@@ -40,10 +40,9 @@ OMP_NUM_THREADS=1 radview train --format fracatlas --data ../shared/datasets/fra
 # 2b. The router's class bias (a per-class logit shift: the network's prior gave WRIST
 #     and SHOULDER films to HAND and HUMERUS) and its two thresholds, fitted on the
 #     selection split; figures and the stress test on the validation split; the general
-#     upper-limb entry for uncertain routing; the model card's routing section. For 2.0.0
-#     the stress transforms were run separately and only the first 10 of 20 (~45 min for all
-#     on 2 cores; the card says so): `--transforms 10` without --fit; drop both for the
-#     full stress table.
+#     upper-limb entry for uncertain routing; the model card's routing section. The
+#     stress transforms run at the end (step 4), on the finished bundle, since whether a
+#     film's scoring changes depends on its final entries.
 python bench/router_stress.py --bundle $OUT --fit --fit-bias --transforms 0 \
   --out data_cache/router_figs_bias.json
 # 2c. (2.1.0) The box head's peak votes in the fracture probability: logistic regression
@@ -55,8 +54,7 @@ python bench/router_stress.py --bundle $OUT --fit --fit-bias --transforms 0 \
 #     (which copies the model's calibration).
 python resources/models/fit_stack.py $OUT --version 2.1.0 > data_cache/stack-2.1.json
 python resources/models/stack_card.py $OUT
-python resources/models/fit_fallback.py $OUT > data_cache/fallback-v2.json
-python resources/models/routing_card.py $OUT data_cache/router_figs_bias.json data_cache/fallback-v2.json
+python resources/models/fit_fallback.py $OUT > data_cache/fallback-2.1.json
 # 3. FracAtlas has no finger-only films, so training could not route FINGER; a FINGER
 #    study (from a DICOM tag or a MURA XR_FINGER folder) goes to the hand's model.
 python - "$OUT" <<'PY'
@@ -74,3 +72,8 @@ radview evaluate --bundle $OUT --data ../shared/datasets/fracatlas --format frac
   --parts upper --out data_cache/eval_upper_v2 --no-progress
 python bench/cam_localization.py --bundle $OUT
 python bench/ai_study.py --bundle $OUT --skip-predict --repeats 5
+# 5. The router stress test, all 20 transforms (~25 min with two torch threads), and the
+#    model card's routing section with it.
+python bench/router_stress.py --bundle $OUT --transforms 20 --out data_cache/router_stress_21.json
+python resources/models/routing_card.py $OUT data_cache/router_figs_bias.json \
+  data_cache/fallback-2.1.json data_cache/router_stress_21.json
