@@ -258,7 +258,10 @@ class ResultsPanel(QWidget):
         src = SOURCE_TEXT.get(result.body_part_source or "", result.body_part_source or "")
         text = f"{part} ({src})" if src else part
         if getattr(result, "part_uncertain", False):
-            text = f"{part}? ({src}, uncertain)"
+            # "?" marks the guess; the flag line below says "body part uncertain" with the
+            # router's top parts ("…, uncertain)" wrapped here and its second line was
+            # clipped by the form).
+            text = f"{part}? ({src})" if src else f"{part}?"
         router_part = getattr(result, "router_part", None)
         if router_part and router_part != result.body_part:
             conf = getattr(result, "router_confidence", None)
