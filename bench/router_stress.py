@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.bundle import Bundle
 from inference.preprocess import resize_uint8, to_tensor
-from inference.routing import OTHER
+from inference.routing import OTHER, scoring_model
 from inference.training.augment import STRESS_TRANSFORMS
 from inference.training.data import decode_gray, load_samples, split_samples
 from inference.training.router_fit import (
@@ -128,25 +128,21 @@ def main() -> int:
     arrays, labels, conf = films(splits.valid)
     clean = _probs(arrays)
     out["valid"] = routing_report(clean, classes, labels, conf, thresholds)
-    base = [decision_key(d) for d in decide(clean, classes, thresholds["confidence_threshold"],
-                                            thresholds["other_threshold"])]
+    clean_decided = decide(clean, classes, thresholds["confidence_threshold"],
+                           thresholds["other_threshold"])
+    base = [decision_key(d) for d in clean_decided]
     manifest = bundle.manifest
 
     def scoring_key(d) -> tuple:
-        """What scores the film: nothing (refused or no entry), else the entry's weights,
-        calibration, threshold and DOUBT edge."""
-        if d.part == OTHER:
-            return (OTHER,)
-        name = (manifest.fallback_model if d.uncertain and manifest.fallback_model
-                else manifest.routing.get(str(d.part)))
+        """What scores the film, as the engine picks it: nothing (refused), else the
+        entry's weights, calibration, threshold and DOUBT edge."""
+        name, _ = scoring_model(d, manifest.routing, manifest.fallback_model)
         if name is None:
-            return ("unsupported",)
+            return ("not scored",)
         e = manifest.abnormality_models[name]
         return (e.sha256, e.box_head, e.temperature, e.threshold, e.doubt_threshold)
 
-    base_scoring = [scoring_key(d) for d in decide(clean, classes,
-                                                   thresholds["confidence_threshold"],
-                                                   thresholds["other_threshold"])]
+    base_scoring = [scoring_key(d) for d in clean_decided]
     upper = np.array([part_of(x) != OTHER for x in labels])
     rows = []
     changed_upper_any = np.zeros(len(arrays), bool)

@@ -67,7 +67,7 @@ from inference.bundle import Bundle, ModelSpec
 from inference.errors import Cancelled, InferenceError
 from inference.gradcam import CamRunner
 from inference.preprocess import cam_to_image, prepare_batch
-from inference.routing import router_vote, study_part, support, tag_or_path
+from inference.routing import router_vote, scoring_model, study_part, tag_or_path
 
 log = logging.getLogger(__name__)
 
@@ -416,14 +416,13 @@ class Engine:
                 other_threshold=router.other_threshold if router else None,
                 router_probs=probs)
 
-        name, reason = support(decided.part, manifest.routing,
-                               has_router=manifest.router is not None)
+        name, reason = scoring_model(decided, manifest.routing, manifest.fallback_model,
+                                     has_router=manifest.router is not None)
         flags = list(decided.flags)
-        if decided.uncertain and manifest.fallback_model is not None:
-            name, reason = manifest.fallback_model, None
-            flags.append("scored with the general upper-limb threshold")
-        elif decided.uncertain and name is not None:
-            flags.append(f"scored with the {decided.part} threshold (best guess)")
+        if decided.uncertain and name is not None:
+            flags.append("scored with the general upper-limb threshold"
+                         if manifest.fallback_model is not None
+                         else f"scored with the {decided.part} threshold (best guess)")
         extra = {"part_uncertain": decided.uncertain, "router_part": decided.router_part,
                  "router_confidence": decided.router_confidence}
         if name is None:

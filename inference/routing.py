@@ -299,3 +299,14 @@ def support(part: str | None, routing: Mapping[str, str],
     if model is None:
         return None, f"not supported by this model: {part} (this bundle covers: {covers})"
     return model, None
+
+
+def scoring_model(decided: StudyPart, routing: Mapping[str, str],
+                  fallback_model: str | None = None,
+                  *, has_router: bool = True) -> tuple[str | None, str | None]:
+    """The model entry that scores a study with the part ``decided``, or why none does:
+    :func:`support`, except that an uncertain study goes to ``fallback_model`` (the
+    bundle's general upper-limb entry) when the bundle has one."""
+    if decided.uncertain and fallback_model is not None:
+        return fallback_model, None
+    return support(decided.part, routing, has_router=has_router)

@@ -7,9 +7,11 @@ import pytest
 from inference.bodyparts import MURA_PARTS
 from inference.routing import (
     PartVote,
+    StudyPart,
     is_vague,
     part_probabilities,
     router_vote,
+    scoring_model,
     study_part,
     support,
     tag_or_path,
@@ -175,3 +177,22 @@ def test_study_part_with_router(votes, probs, part, source, uncertain, flag):
         assert result.flags == []
     else:
         assert len(result.flags) == 1 and result.flags[0].startswith(flag)
+
+
+SCORING = [
+    # (decided part, uncertain, fallback entry, expected model, reason fragment)
+    ("HAND", False, "fracture-upper", "mura-hand", None),       # sure: the part's entry
+    ("HAND", True, "fracture-upper", "fracture-upper", None),   # unsure: the general entry
+    ("HAND", True, None, "mura-hand", None),                    # no general entry: best guess
+    ("OTHER", False, "fracture-upper", None, "not supported"),  # refused, fallback or not
+    ("KNEE", True, "fracture-upper", "fracture-upper", None),   # unsure beats a missing entry
+    (None, False, None, None, "body part unknown"),             # nothing known
+]
+
+
+@pytest.mark.parametrize(("part", "uncertain", "fallback", "model", "reason"), SCORING)
+def test_scoring_model_is_the_entry_the_engine_uses(part, uncertain, fallback, model, reason):
+    decided = StudyPart(part, "router" if part else None, uncertain=uncertain)
+    name, why = scoring_model(decided, {"HAND": "mura-hand"}, fallback)
+    assert name == model
+    assert (why is None) if reason is None else (reason in why)

@@ -112,6 +112,27 @@ def _metric_value(entry: dict[str, Any] | None) -> Any:
     return None if entry is None else {"value": entry["value"], "ci": entry["ci"]}
 
 
+def abnormality_figures(r: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of an abnormality report
+    (:func:`inference.training.evaluate.abnormality_report`) as the manifest carries them."""
+    o = r["overall"]
+    return {
+        "study_auroc": _metric_value(o["study"]["auroc"]),
+        "image_auroc": _metric_value(o["image"]["auroc"]),
+        "study_sensitivity": _metric_value(o["study"]["sensitivity"]),
+        "study_specificity": _metric_value(o["study"]["specificity"]),
+        "study_kappa": _metric_value(o["study"]["kappa"]),
+        "temperature": r.get("temperature"), "threshold": r.get("threshold"),
+        "part_thresholds": r.get("part_thresholds", {}),
+        "ece_before": r["calibration"]["ece_before"],
+        "ece_after": r["calibration"]["ece_after"],
+        "parts": {p: {"study_auroc": _metric_value(e["study"]["auroc"]),
+                      "study_kappa": _metric_value(e["study"]["kappa"]),
+                      "n_studies": e["n_studies"], "threshold": e["threshold"]}
+                  for p, e in r["parts"].items()},
+    }
+
+
 def summary(model: TrainedModel) -> dict[str, Any]:
     """The compact metrics the manifest carries for ``model`` (full report: ``metrics/``)."""
     r = model.report
@@ -131,22 +152,7 @@ def summary(model: TrainedModel) -> dict[str, Any]:
         "trained": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if model.task == "abnormality":
-        o = r["overall"]
-        out.update({
-            "study_auroc": _metric_value(o["study"]["auroc"]),
-            "image_auroc": _metric_value(o["image"]["auroc"]),
-            "study_sensitivity": _metric_value(o["study"]["sensitivity"]),
-            "study_specificity": _metric_value(o["study"]["specificity"]),
-            "study_kappa": _metric_value(o["study"]["kappa"]),
-            "temperature": r.get("temperature"), "threshold": r.get("threshold"),
-            "part_thresholds": r.get("part_thresholds", {}),
-            "ece_before": r["calibration"]["ece_before"],
-            "ece_after": r["calibration"]["ece_after"],
-            "parts": {p: {"study_auroc": _metric_value(e["study"]["auroc"]),
-                          "study_kappa": _metric_value(e["study"]["kappa"]),
-                          "n_studies": e["n_studies"], "threshold": e["threshold"]}
-                      for p, e in r["parts"].items()},
-        })
+        out.update(abnormality_figures(r))
     else:
         out.update({"accuracy": r["accuracy"], "kappa": r["kappa"], "recall": r["recall"],
                     "class_names": r["class_names"],
@@ -325,6 +331,22 @@ def _numbers(values: tuple[float, ...]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
+def metrics_table(r: dict[str, Any], threshold: float) -> list[str]:
+    """The card's per-part table of an abnormality report (``threshold``: the overall one,
+    for rows whose own is None)."""
+    lines = ["| part | studies (abnormal) | study AUROC | image AUROC | sensitivity | "
+             "specificity | kappa | threshold |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, e in [("overall", r["overall"]), *sorted(r["parts"].items())]:
+        lines.append(
+            f"| {name} | {e['n_studies']} ({e['n_abnormal_studies']}) | "
+            f"{_fmt(e['study']['auroc'])} | {_fmt(e['image']['auroc'])} | "
+            f"{_fmt(e['study']['sensitivity'])} | {_fmt(e['study']['specificity'])} | "
+            f"{_fmt(e['study']['kappa'])} | "
+            f"{threshold if e['threshold'] is None else e['threshold']:.3f} |")
+    return lines
+
+
 def model_section(model: TrainedModel, plot_dir: str) -> str:
     """The markdown card section of one model."""
     r, cfg = model.report, model.config
@@ -374,7 +396,6 @@ def model_section(model: TrainedModel, plot_dir: str) -> str:
         "",
     ]
     if model.task == "abnormality":
-        o = r["overall"]
         lines += [
             f"- **Calibration**: temperature {model.temperature:.3f}"
             + (f" and a logit shift {r['calibration']['logit_shift']:+.3f} folded into the "
@@ -400,17 +421,8 @@ def model_section(model: TrainedModel, plot_dir: str) -> str:
             f"images); 95 % percentile bootstrap intervals over studies "
             f"({r['bootstrap']['resamples']} resamples, seed {r['bootstrap']['seed']}):",
             "",
-            "| part | studies (abnormal) | study AUROC | image AUROC | sensitivity | "
-            "specificity | kappa | threshold |",
-            "|---|---|---|---|---|---|---|---|",
+            *metrics_table(r, model.threshold),
         ]
-        for name, e in [("overall", o), *sorted(r["parts"].items())]:
-            lines.append(
-                f"| {name} | {e['n_studies']} ({e['n_abnormal_studies']}) | "
-                f"{_fmt(e['study']['auroc'])} | {_fmt(e['image']['auroc'])} | "
-                f"{_fmt(e['study']['sensitivity'])} | {_fmt(e['study']['specificity'])} | "
-                f"{_fmt(e['study']['kappa'])} | "
-                f"{model.threshold if e['threshold'] is None else e['threshold']:.3f} |")
     else:
         lines += [
             f"- **Calibration**: temperature {model.temperature:.3f}, folded into the final "

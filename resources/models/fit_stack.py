@@ -52,6 +52,7 @@ from inference.training.evaluate import (
     fit_thresholds,
     sigmoid,
 )
+from inference.training.export import abnormality_figures
 
 
 def _scores(model, spec, samples) -> tuple[np.ndarray, np.ndarray]:
@@ -64,10 +65,6 @@ def _scores(model, spec, samples) -> tuple[np.ndarray, np.ndarray]:
             m.append(model.box_heat.float().flatten(1).amax(1).numpy())
             model.box_heat = None
     return np.concatenate(z), np.concatenate(m)
-
-
-def _value(metric: dict) -> dict:
-    return {"value": metric.get("value"), "ci": metric.get("ci")}
 
 
 def main() -> int:
@@ -157,26 +154,15 @@ def main() -> int:
                                                                y_valid), 4),
     }
     mt = raw.setdefault("metrics", {}).setdefault(args.model, {})
-    o = report["overall"]
-    mt.update({
-        "study_auroc": _value(o["study"]["auroc"]), "image_auroc": _value(o["image"]["auroc"]),
-        "study_sensitivity": _value(o["study"]["sensitivity"]),
-        "study_specificity": _value(o["study"]["specificity"]),
-        "study_kappa": _value(o["study"]["kappa"]),
-        "temperature": t, "threshold": threshold, "part_thresholds": part_thresholds,
-        "ece_after": report["calibration"]["ece_after"],
-        "parts": {q: {"study_auroc": _value(e["study"]["auroc"]),
-                      "study_kappa": _value(e["study"]["kappa"]),
-                      "n_studies": e["n_studies"], "threshold": e["threshold"]}
-                  for q, e in report["parts"].items()},
-        "calibration_stack": stack,
-    })
+    figures = abnormality_figures(report)
+    del figures["ece_before"]  # the training's "before" (the network as trained) stays
+    mt.update({**figures, "calibration_stack": stack})
     path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     out = Path(args.bundle) / "metrics" / f"{args.model}-stack.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"calibration_stack": stack, "valid": report}, indent=2,
                               default=float) + "\n", encoding="utf-8")
-    print(json.dumps({**stack, "valid_study_auroc": o["study"]["auroc"],
+    print(json.dumps({**stack, "valid_study_auroc": report["overall"]["study"]["auroc"],
                       "valid_ece_after": report["calibration"]["ece_after"]}, indent=2))
     return 0
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from inference.training.export import _fmt  # the card's number format
+from inference.training.export import metrics_table
 
 
 def _lines(model: str, stack: dict, report: dict) -> dict[str, list[str]]:
@@ -52,22 +52,13 @@ def _lines(model: str, stack: dict, report: dict) -> dict[str, list[str]]:
             f"least DOUBT {doubt.get('flagged_negatives', float('nan')):.3f}."],
     }
     table = [
-        f"Metrics on the validation split with that calibration ({report['overall']['n_studies']}"
-        f" studies, {report['overall']['n_images']} images; "
+        f"Metrics on the validation split with that calibration ({o['n_studies']}"
+        f" studies, {o['n_images']} images; "
         f"`metrics/{model}-stack.json`); 95 % percentile bootstrap intervals over studies "
         f"({report['bootstrap']['resamples']} resamples, seed {report['bootstrap']['seed']}):",
         "",
-        "| part | studies (abnormal) | study AUROC | image AUROC | sensitivity | "
-        "specificity | kappa | threshold |",
-        "|---|---|---|---|---|---|---|---|",
+        *metrics_table(report, stack["threshold"]),
     ]
-    for name, e in [("overall", o), *sorted(report["parts"].items())]:
-        t = stack["threshold"] if e["threshold"] is None else e["threshold"]
-        table.append(
-            f"| {name} | {e['n_studies']} ({e['n_abnormal_studies']}) | "
-            f"{_fmt(e['study']['auroc'])} | {_fmt(e['image']['auroc'])} | "
-            f"{_fmt(e['study']['sensitivity'])} | {_fmt(e['study']['specificity'])} | "
-            f"{_fmt(e['study']['kappa'])} | {t:.3f} |")
     new["Metrics on the validation split"] = table
     return new
 
@@ -93,11 +84,9 @@ def _rewrite(text: str, heading: str, new: dict[str, list[str]]) -> str:
         out += new[key]
         i += 1
         if key.startswith("Metrics"):
-            # skip the old intro, blank line and table rows
-            while i < len(section) and (section[i] == "" or section[i].startswith("|")):
-                if section[i] == "" and i + 1 < len(section) and not \
-                        section[i + 1].startswith("|"):
-                    break
+            # the old intro's blank line, then its table rows
+            i += 1
+            while i < len(section) and section[i].startswith("|"):
                 i += 1
     return "\n".join(lines[:start] + out + lines[end:])
 
