@@ -66,6 +66,7 @@ from inference.bodyparts import normalize_body_part
 from inference.bundle import Bundle, ModelSpec
 from inference.errors import Cancelled, InferenceError
 from inference.gradcam import CamRunner
+from inference.models import optimize_for_inference
 from inference.preprocess import cam_to_image, prepare_batch
 from inference.routing import router_vote, scoring_model, study_part, tag_or_path
 
@@ -288,7 +289,14 @@ class Engine:
             if key not in self._networks:
                 start = time.perf_counter()
                 # With a box head, load_model attaches it (and its score terms).
-                self._networks[key] = self.bundle.load_model(spec, self.device)
+                network = self.bundle.load_model(spec, self.device)
+                # Every CAM layer of the entries sharing this network stays as trained.
+                keep = tuple({s.cam_target_layer for s in
+                              self.bundle.manifest.abnormality_models.values()
+                              if (s.architecture, s.weights, s.sha256, s.box_head) == key}
+                             | ({box.layer} if box is not None else set()))
+                optimize_for_inference(network, keep)
+                self._networks[key] = network
                 log.info("loaded model %s (%s) in %.0f ms", name, spec.architecture,
                          (time.perf_counter() - start) * 1000)
             self._models[name] = self._networks[key]
@@ -300,7 +308,9 @@ class Engine:
         if spec is None:
             return None
         if self._router is None:
-            self._router = self.bundle.load_model(spec, self.device)
+            router = self.bundle.load_model(spec, self.device)
+            optimize_for_inference(router)
+            self._router = router
         return self._router
 
     def _runner(self, name: str, spec: ModelSpec) -> CamRunner:
@@ -497,7 +507,8 @@ class Engine:
         out: list[dict[str, float]] = []
         for i in range(0, len(images), self.max_batch):
             chunk = images[i:i + self.max_batch]
-            batch = prepare_batch([im.pixels for im in chunk], spec.input).to(self.device)
+            batch = prepare_batch([im.pixels for im in chunk], spec.input).to(
+                self.device, memory_format=torch.channels_last)
             try:
                 with torch.inference_mode():
                     logits = router(batch)
@@ -518,7 +529,8 @@ class Engine:
     def _score(self, name: str, spec: ModelSpec, model: nn.Module, runner: CamRunner | None,
                batch: list[ImageInput]
                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        x = prepare_batch([im.pixels for im in batch], spec.input).to(self.device)
+        x = prepare_batch([im.pixels for im in batch], spec.input).to(
+            self.device, memory_format=torch.channels_last)
         heat = None
         try:
             if runner is not None:

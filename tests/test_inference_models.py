@@ -166,3 +166,66 @@ def test_efficientnet_lite0_imagenet_mapping():
             top = model(((x - mean) / std)[None])[0].topk(k).indices.tolist()
         names = [classes[i] for i in top]
         assert expected in names, f"{path.name}: top-{k} {names}"
+
+
+def _trained_like(arch: str) -> torch.nn.Module:
+    """A model in eval mode whose norms are not the identity (random running statistics
+    and affine terms), so that a wrong fold shows in the outputs."""
+    torch.manual_seed(0)
+    model = build_model(arch, 1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("arch,layer,folded", [
+    # EfficientNet-Lite0: the shipped default; every conv+norm pair is in a Sequential
+    # (stem, 16 blocks with expand/depthwise/project, head), SameConv2d class kept.
+    ("efficientnet_lite0", "features.3", 49),
+    # torchvision Conv2dNormActivation blocks (also Sequentials) with squeeze-excitation.
+    ("efficientnet_b0", "features.6", 49),
+    # DenseNet is pre-activation (norm before conv): only the stem pair may fold.
+    ("densenet121", "features.denseblock4", 1),
+    # ResNet's conv/norm pairs are attributes of a block, not a Sequential: order unknown
+    # to the folder, so only the downsample Sequentials (conv then norm) fold.
+    ("resnet18", "layer4", 3),
+])
+def test_optimize_for_inference_keeps_logits_and_cams(arch, layer, folded):
+    from inference.gradcam import CamRunner
+    from inference.models import optimize_for_inference
+
+    x = torch.rand(2, 3, 96, 96) * 2 - 1
+    reference = _trained_like(arch)
+    fast = _trained_like(arch)
+    assert optimize_for_inference(fast, (layer,)) == folded
+    with torch.no_grad():
+        want, got = reference(x), fast(x.contiguous(memory_format=torch.channels_last))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    with CamRunner(reference, layer, method="layercam") as a, \
+            CamRunner(fast, layer, method="layercam") as b:
+        (_, cam_a), (_, cam_b) = a(x), b(x.contiguous(memory_format=torch.channels_last))
+    np.testing.assert_allclose(cam_b, cam_a, atol=1e-3)
+
+
+def test_optimize_for_inference_leaves_what_it_must():
+    from inference.models import optimize_for_inference
+
+    # A model still training: its norms learn, nothing is folded.
+    model = build_model("efficientnet_lite0", 1)
+    assert optimize_for_inference(model) == 0
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    # A convolution named in keep (a CAM layer) keeps its own output: not folded, and
+    # its norm stays.
+    model = _trained_like("efficientnet_lite0")
+    assert optimize_for_inference(model, ("features.0.0",)) == 48
+    assert isinstance(get_layer(model, "features.0.1"), torch.nn.BatchNorm2d)
+    # A pair with a hook (someone reads the conv's own output) is left alone.
+    model = _trained_like("efficientnet_lite0")
+    get_layer(model, "features.0.0").register_forward_hook(lambda *a: None)
+    assert optimize_for_inference(model) == 48
